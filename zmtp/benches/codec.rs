@@ -1,1 +1,104 @@
-fn main() {}
+//! Codec throughput: encode and decode of 64 B, 1 KiB and 64 KiB messages, in bytes per second (the
+//! message rate is bytes / (size + header)). Run: `cargo bench -p zring-zmtp --bench codec`.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use zring_zmtp::testing::Pair;
+use zring_zmtp::{Config, Connection, Event, FrameDecoder, SocketType, Transmit};
+
+const SIZES: [usize; 3] = [64, 1024, 64 * 1024];
+
+/// How many messages one iteration moves: about 4 MiB of payload, at least 64 messages.
+fn batch(size: usize) -> usize {
+    ((4 << 20) / size).max(64)
+}
+
+fn wire(size: usize, n: usize) -> Bytes {
+    let mut t = Transmit::new();
+    let body = Bytes::from(vec![0xA5u8; size]);
+    for _ in 0..n {
+        t.push_frame(body.clone(), 0);
+    }
+    Bytes::from(t.to_vec())
+}
+
+/// A connection past its handshake, ready to decode messages.
+fn ready_connection(now: Instant) -> Connection {
+    let mut pair = Pair::new(
+        Config::new(SocketType::Pull),
+        Config::new(SocketType::Push),
+        now,
+    )
+    .unwrap_or_else(|e| panic!("config: {e}"));
+    pair.drive().unwrap_or_else(|e| panic!("handshake: {e:?}"));
+    pair.a
+}
+
+fn decode(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decode");
+    for size in SIZES {
+        let n = batch(size);
+        let input = wire(size, n);
+        group.throughput(Throughput::Bytes((size * n) as u64));
+        group.bench_with_input(BenchmarkId::new("frame_decoder", size), &input, |b, input| {
+            b.iter(|| {
+                let mut decoder = FrameDecoder::new(None);
+                let mut data = input.clone();
+                let mut count = 0;
+                while let Ok(Some(frame)) = decoder.decode(&mut data) {
+                    black_box(&frame);
+                    count += 1;
+                }
+                assert_eq!(count, n);
+            })
+        });
+        let now = Instant::now();
+        let mut conn = ready_connection(now);
+        group.bench_with_input(BenchmarkId::new("connection", size), &input, |b, input| {
+            b.iter(|| {
+                conn.handle_input(input.clone(), now)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let mut count = 0;
+                while let Some(event) = conn.poll_event() {
+                    if let Event::Frame(f) = event {
+                        black_box(f);
+                        count += 1;
+                    }
+                }
+                assert_eq!(count, n);
+            })
+        });
+    }
+    group.finish();
+}
+
+fn encode(c: &mut Criterion) {
+    let mut group = c.benchmark_group("encode");
+    for size in SIZES {
+        let n = batch(size);
+        let body = Bytes::from(vec![0x5Au8; size]);
+        group.throughput(Throughput::Bytes((size * n) as u64));
+        let mut t = Transmit::new();
+        group.bench_with_input(BenchmarkId::new("transmit", size), &body, |b, body| {
+            b.iter(|| {
+                for _ in 0..n {
+                    t.push_frame(body.clone(), 0);
+                }
+                black_box(t.len());
+                t.clear();
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    #[allow(missing_docs, reason = "criterion's macro generates an undocumented function")]
+    name = benches;
+    config = Criterion::default();
+    targets = decode, encode
+}
+criterion_main!(benches);

@@ -27,7 +27,7 @@ pub const MAX_HEADER_LEN: usize = 9;
 /// Bodies up to this size being assembled from pieces get their whole buffer at once; larger ones grow
 /// with what arrives, so that a peer that announces a large frame and stalls costs no more memory than
 /// it has sent.
-const EAGER_BODY_LIMIT: usize = 64 * 1024;
+const EAGER_BODY_LIMIT: usize = 8 * 1024;
 
 /// Appends the header of a frame with a body of `len` octets. `frame_flags` is [`flags::MORE`] and/or
 /// [`flags::COMMAND`]; [`flags::LONG`] is added when the body is longer than 255 octets (the short form is
@@ -243,13 +243,14 @@ fn copy_prefix(dst: &mut [u8], src: &[u8]) {
     }
 }
 
-/// Grows `buf` to hold `incoming` more octets of a body of `len`: a body up to [`EAGER_BODY_LIMIT`] gets
-/// its exact size at once; a larger one grows geometrically with what arrives, never beyond `len`, so
-/// the finished buffer has exactly the body's size.
+/// Grows `buf` to hold `incoming` more octets of a body of `len`. The buffer gets the body's exact size
+/// at once when the body is small ([`EAGER_BODY_LIMIT`]) or a quarter of it has arrived; before that it
+/// grows geometrically with what arrives. So the memory a peer costs is at most about four times what
+/// it sent (or 8 KiB), whatever it claims, and a large body that arrives in big reads is copied once.
 fn grow(buf: &mut Vec<u8>, len: usize, incoming: usize) {
     let needed = buf.len() + incoming;
     if needed > buf.capacity() {
-        let target = if len <= EAGER_BODY_LIMIT {
+        let target = if len <= EAGER_BODY_LIMIT || len / 4 <= needed {
             len
         } else {
             needed

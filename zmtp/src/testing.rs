@@ -46,9 +46,8 @@ pub struct Pair {
 const MAX_STEPS: usize = 1_000_000;
 
 impl Pair {
-    /// Two connections started at the same simulated instant.
-    pub fn new(a: Config, b: Config) -> Result<Pair, UsageError> {
-        let now = Instant::now();
+    /// Two connections started at the simulated instant `now`.
+    pub fn new(a: Config, b: Config, now: Instant) -> Result<Pair, UsageError> {
         Ok(Pair {
             a: Connection::new(a, now)?,
             b: Connection::new(b, now)?,

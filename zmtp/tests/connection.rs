@@ -305,7 +305,7 @@ fn socket_type_mismatch_sends_error_then_fails() {
 fn every_forbidden_pair_fails_on_both_sides_and_every_legal_pair_connects() {
     for ours in SocketType::ALL {
         for theirs in SocketType::ALL {
-            let mut pair = Pair::new(config(ours), config(theirs)).unwrap();
+            let mut pair = Pair::new(config(ours), config(theirs), Instant::now()).unwrap();
             let result = pair.drive();
             if ours.is_compatible(theirs) {
                 result.unwrap();
@@ -660,7 +660,7 @@ fn our_heartbeat_pings_and_drops_a_silent_peer() {
     a.heartbeat_ivl = Some(Duration::from_millis(100));
     a.heartbeat_ttl = Some(Duration::from_millis(1500));
     a.heartbeat_timeout = Some(Duration::from_millis(300));
-    let mut pair = Pair::new(a, config(SocketType::Router)).unwrap();
+    let mut pair = Pair::new(a, config(SocketType::Router), Instant::now()).unwrap();
     pair.drive().unwrap();
     for _ in 0..5 {
         pair.advance(Duration::from_millis(100)).unwrap();
@@ -726,7 +726,12 @@ fn a_stalled_greeting_times_out_at_the_handshake_deadline() {
 #[test]
 fn multipart_messages_cross_a_pair_cut_at_every_size() {
     for chunk in [1, 2, 3, 7, 64, 65, 66, 1000, usize::MAX] {
-        let mut pair = Pair::new(config(SocketType::Dealer), config(SocketType::Router)).unwrap();
+        let mut pair = Pair::new(
+            config(SocketType::Dealer),
+            config(SocketType::Router),
+            Instant::now(),
+        )
+        .unwrap();
         pair.chunk = chunk;
         pair.drive().unwrap();
         let parts: Vec<Bytes> = [0usize, 1, 255, 256, 65536]
@@ -747,7 +752,12 @@ fn multipart_messages_cross_a_pair_cut_at_every_size() {
 #[test]
 fn ten_thousand_messages_arrive_in_order() {
     // Checklist 46.
-    let mut pair = Pair::new(config(SocketType::Push), config(SocketType::Pull)).unwrap();
+    let mut pair = Pair::new(
+        config(SocketType::Push),
+        config(SocketType::Pull),
+        Instant::now(),
+    )
+    .unwrap();
     pair.chunk = 4093;
     pair.drive().unwrap();
     for i in 0..10_000u32 {
