@@ -43,18 +43,22 @@ fn decode(c: &mut Criterion) {
         let n = batch(size);
         let input = wire(size, n);
         group.throughput(Throughput::Bytes((size * n) as u64));
-        group.bench_with_input(BenchmarkId::new("frame_decoder", size), &input, |b, input| {
-            b.iter(|| {
-                let mut decoder = FrameDecoder::new(None);
-                let mut data = input.clone();
-                let mut count = 0;
-                while let Ok(Some(frame)) = decoder.decode(&mut data) {
-                    black_box(&frame);
-                    count += 1;
-                }
-                assert_eq!(count, n);
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("frame_decoder", size),
+            &input,
+            |b, input| {
+                b.iter(|| {
+                    let mut decoder = FrameDecoder::new(None);
+                    let mut data = input.clone();
+                    let mut count = 0;
+                    while let Ok(Some(frame)) = decoder.decode(&mut data) {
+                        black_box(&frame);
+                        count += 1;
+                    }
+                    assert_eq!(count, n);
+                })
+            },
+        );
         let now = Instant::now();
         let mut conn = ready_connection(now);
         group.bench_with_input(BenchmarkId::new("connection", size), &input, |b, input| {
