@@ -1,5 +1,9 @@
 //! Codec throughput: encode and decode of 64 B, 1 KiB and 64 KiB messages, in bytes per second (the
 //! message rate is bytes / (size + header)). Run: `cargo bench -p zring-zmtp --bench codec`.
+#![allow(
+    missing_docs,
+    reason = "a bench binary has no API; criterion's macros generate undocumented items"
+)]
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -99,10 +103,5 @@ fn encode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group! {
-    #[allow(missing_docs, reason = "criterion's macro generates an undocumented function")]
-    name = benches;
-    config = Criterion::default();
-    targets = decode, encode
-}
+criterion_group!(benches, decode, encode);
 criterion_main!(benches);
