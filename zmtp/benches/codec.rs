@@ -11,7 +11,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use zring_zmtp::testing::Pair;
-use zring_zmtp::{Config, Connection, Event, FrameDecoder, SocketType, Transmit};
+use zring_zmtp::{
+    Config, Connection, Event, EventRef, FrameDecoder, FrameView, PeerMisbehaved, SocketType,
+    Transmit,
+};
 
 const SIZES: [usize; 3] = [64, 1024, 64 * 1024];
 
@@ -27,6 +30,19 @@ fn wire(size: usize, n: usize) -> Bytes {
         t.push_frame(body.clone(), 0);
     }
     Bytes::from(t.to_vec())
+}
+
+/// What a socket does with a frame view: a small body is copied into an inline buffer (as `Msg` keeps
+/// small messages), a large one is taken as a zero-copy slice.
+fn consume(view: FrameView<'_>) {
+    let body = view.body();
+    if body.len() <= 64 {
+        let mut inline = [0u8; 64];
+        inline[..body.len()].copy_from_slice(body);
+        black_box(&inline);
+    } else {
+        black_box(view.into_bytes());
+    }
 }
 
 /// A connection past its handshake, ready to decode messages.
@@ -63,8 +79,39 @@ fn decode(c: &mut Criterion) {
                 })
             },
         );
+        group.bench_with_input(BenchmarkId::new("views", size), &input, |b, input| {
+            b.iter(|| {
+                let mut decoder = FrameDecoder::new(None);
+                let mut count = 0;
+                decoder
+                    .decode_all(input, |view| {
+                        consume(view);
+                        count += 1;
+                        Ok::<(), PeerMisbehaved>(())
+                    })
+                    .unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(count, n);
+            })
+        });
         let now = Instant::now();
         let mut conn = ready_connection(now);
+        group.bench_with_input(
+            BenchmarkId::new("connection_views", size),
+            &input,
+            |b, input| {
+                b.iter(|| {
+                    let mut count = 0;
+                    conn.handle_input_with(input, now, |event| {
+                        if let EventRef::Frame(view) = event {
+                            consume(view);
+                            count += 1;
+                        }
+                    })
+                    .unwrap_or_else(|e| panic!("{e}"));
+                    assert_eq!(count, n);
+                })
+            },
+        );
         group.bench_with_input(BenchmarkId::new("connection", size), &input, |b, input| {
             b.iter(|| {
                 conn.handle_input(input.clone(), now)

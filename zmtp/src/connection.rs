@@ -17,7 +17,7 @@ use bytes::{Buf, Bytes};
 
 use crate::command::Command;
 use crate::error::{Error, Incompatible, PeerMisbehaved, TimeoutKind, UsageError};
-use crate::frame::{flags, Frame, FrameDecoder};
+use crate::frame::{flags, Frame, FrameDecoder, FrameView};
 use crate::greeting::{Greeting, Mechanism, Version, GREETING_LEN};
 use crate::metadata::Metadata;
 use crate::socket_type::SocketType;
@@ -93,6 +93,33 @@ pub enum Event {
     Subscribe(Bytes),
     /// A cancellation reached a PUB or XPUB, as a CANCEL command or as a `\x00topic` message.
     Cancel(Bytes),
+}
+
+/// An event as [`Connection::handle_input_with`] hands it over: like [`Event`], but a message frame is
+/// borrowed from the input buffer, so that the consumer chooses to copy a small body or take a
+/// zero-copy slice of a large one.
+#[derive(Debug)]
+pub enum EventRef<'a> {
+    /// The handshake completed: messages may flow.
+    Ready(Box<PeerInfo>),
+    /// A message frame (see [`Event::Frame`] for the rule on multipart messages).
+    Frame(FrameView<'a>),
+    /// A subscription reached a PUB or XPUB.
+    Subscribe(Bytes),
+    /// A cancellation reached a PUB or XPUB.
+    Cancel(Bytes),
+}
+
+impl EventRef<'_> {
+    /// The owned event (a frame becomes a zero-copy slice of its buffer).
+    pub fn into_owned(self) -> Event {
+        match self {
+            EventRef::Ready(peer) => Event::Ready(peer),
+            EventRef::Frame(view) => Event::Frame(view.into_frame()),
+            EventRef::Subscribe(t) => Event::Subscribe(t),
+            EventRef::Cancel(t) => Event::Cancel(t),
+        }
+    }
 }
 
 /// Counters, for tests and monitoring.
@@ -219,20 +246,41 @@ impl Connection {
         &self.config
     }
 
-    /// Feeds bytes read from the stream. Bodies that lie wholly in `data` are handed out as slices of
-    /// it. An error is final: the connection is closed and every later call returns it again.
-    pub fn handle_input(&mut self, mut data: Bytes, now: Instant) -> Result<(), Error> {
+    /// Feeds bytes read from the stream; what it produces is queued for [`Connection::poll_event`].
+    /// Bodies that lie wholly in `data` are handed out as slices of it. An error is final: the
+    /// connection is closed and every later call returns it again.
+    pub fn handle_input(&mut self, data: Bytes, now: Instant) -> Result<(), Error> {
+        let mut events = std::mem::take(&mut self.events);
+        let result = self.handle_input_with(&data, now, |e| events.push_back(e.into_owned()));
+        self.events = events;
+        result
+    }
+
+    /// Feeds bytes read from the stream and hands every event to `on_event` at once, in wire order,
+    /// message frames borrowed from `data`: the fast path, with no reference counting or queueing per
+    /// frame. Errors as [`Connection::handle_input`].
+    pub fn handle_input_with(
+        &mut self,
+        data: &Bytes,
+        now: Instant,
+        mut on_event: impl FnMut(EventRef<'_>),
+    ) -> Result<(), Error> {
         if let Some(e) = &self.closed {
             return Err(e.clone());
         }
-        let result = self.process(&mut data, now);
+        let result = self.process(data, now, &mut on_event);
         if let Err(e) = &result {
             self.fail(e.clone());
         }
         result
     }
 
-    fn process(&mut self, data: &mut Bytes, now: Instant) -> Result<(), Error> {
+    fn process(
+        &mut self,
+        data: &Bytes,
+        now: Instant,
+        on_event: &mut impl FnMut(EventRef<'_>),
+    ) -> Result<(), Error> {
         if data.is_empty() {
             return Ok(());
         }
@@ -240,14 +288,15 @@ impl Connection {
         // Any traffic proves the peer alive (libzmq cancels both timers on every read).
         self.ping_deadline = None;
         self.ttl_deadline = None;
+        let mut rest = data.clone();
         if self.phase == Phase::Greeting {
-            self.read_greeting(data)?;
+            self.read_greeting(&mut rest)?;
         }
-        while let Some(frame) = self.decoder.decode(data)? {
-            self.stats.frames_received += 1;
-            self.on_frame(frame, now)?;
-        }
-        Ok(())
+        // The decoder is moved out for the loop, so that the frame handler may borrow the rest of self.
+        let mut decoder = std::mem::replace(&mut self.decoder, FrameDecoder::new(Some(0)));
+        let result = decoder.decode_all(&rest, |view| self.on_frame(view, now, on_event));
+        self.decoder = decoder;
+        result
     }
 
     fn read_greeting(&mut self, data: &mut Bytes) -> Result<(), Error> {
@@ -274,12 +323,18 @@ impl Connection {
         Ok(())
     }
 
-    fn on_frame(&mut self, frame: Frame, now: Instant) -> Result<(), Error> {
+    fn on_frame(
+        &mut self,
+        frame: FrameView<'_>,
+        now: Instant,
+        on_event: &mut impl FnMut(EventRef<'_>),
+    ) -> Result<(), Error> {
+        self.stats.frames_received += 1;
         if frame.is_command() {
-            let cmd = Command::decode(frame.body)?;
+            let cmd = Command::decode(frame.into_bytes())?;
             return match self.phase {
-                Phase::Active => self.on_command(cmd, now),
-                _ => self.on_handshake_command(cmd, now),
+                Phase::Active => self.on_command(cmd, now, on_event),
+                _ => self.on_handshake_command(cmd, now, on_event),
             };
         }
         if self.phase != Phase::Active {
@@ -299,26 +354,30 @@ impl Connection {
         // libzmq's PUB/XPUB take a one-frame message starting 0x01/0x00 as a subscription on any 3.x
         // connection: that is how 3.0 peers (and XSUB applications) subscribe.
         if self.config.socket_type.is_publisher() && starts_message && !frame.more() {
-            match frame.body.first() {
+            match frame.body().first() {
                 Some(1) => {
-                    self.events
-                        .push_back(Event::Subscribe(frame.body.slice(1..)));
+                    on_event(EventRef::Subscribe(frame.into_bytes().slice(1..)));
                     return Ok(());
                 }
                 Some(0) => {
-                    self.events.push_back(Event::Cancel(frame.body.slice(1..)));
+                    on_event(EventRef::Cancel(frame.into_bytes().slice(1..)));
                     return Ok(());
                 }
                 _ => {}
             }
         }
-        self.events.push_back(Event::Frame(frame));
+        on_event(EventRef::Frame(frame));
         Ok(())
     }
 
-    fn on_handshake_command(&mut self, cmd: Command, now: Instant) -> Result<(), Error> {
+    fn on_handshake_command(
+        &mut self,
+        cmd: Command,
+        now: Instant,
+        on_event: &mut impl FnMut(EventRef<'_>),
+    ) -> Result<(), Error> {
         match cmd {
-            Command::Ready(md) => self.on_ready(md, now),
+            Command::Ready(md) => self.on_ready(md, now, on_event),
             Command::Error { reason } => Err(Error::PeerError {
                 reason: name_of(&reason),
             }),
@@ -329,7 +388,12 @@ impl Connection {
         }
     }
 
-    fn on_ready(&mut self, md: Metadata, now: Instant) -> Result<(), Error> {
+    fn on_ready(
+        &mut self,
+        md: Metadata,
+        now: Instant,
+        on_event: &mut impl FnMut(EventRef<'_>),
+    ) -> Result<(), Error> {
         let ours = self.config.socket_type;
         let name = md
             .get("Socket-Type")
@@ -359,7 +423,7 @@ impl Connection {
         if version == Version::V3_1 {
             self.next_ping = self.config.heartbeat_ivl.map(|ivl| now + ivl);
         }
-        self.events.push_back(Event::Ready(Box::new(PeerInfo {
+        on_event(EventRef::Ready(Box::new(PeerInfo {
             version,
             socket_type: theirs,
             identity,
@@ -368,13 +432,16 @@ impl Connection {
         Ok(())
     }
 
-    fn on_command(&mut self, cmd: Command, now: Instant) -> Result<(), Error> {
+    fn on_command(
+        &mut self,
+        cmd: Command,
+        now: Instant,
+        on_event: &mut impl FnMut(EventRef<'_>),
+    ) -> Result<(), Error> {
         let publisher = self.config.socket_type.is_publisher();
         match cmd {
-            Command::Subscribe(topic) if publisher => {
-                self.events.push_back(Event::Subscribe(topic))
-            }
-            Command::Cancel(topic) if publisher => self.events.push_back(Event::Cancel(topic)),
+            Command::Subscribe(topic) if publisher => on_event(EventRef::Subscribe(topic)),
+            Command::Cancel(topic) if publisher => on_event(EventRef::Cancel(topic)),
             Command::Ping { ttl, context } => {
                 self.stats.pings_received += 1;
                 self.pong_pending = Some(context);

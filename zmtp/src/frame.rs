@@ -67,6 +67,69 @@ impl Frame {
     }
 }
 
+/// A decoded frame, borrowed: from the input buffer (the fast path) or owned by the decoder (a body that
+/// was assembled from several buffers). The consumer reads [`FrameView::body`] and copies it when small,
+/// or takes [`FrameView::into_bytes`], a zero-copy slice, when large.
+#[derive(Debug)]
+pub struct FrameView<'a> {
+    source: Source<'a>,
+    flags: u8,
+}
+
+#[derive(Debug)]
+enum Source<'a> {
+    /// `input[start..end]`, with `start <= end <= input.len()`.
+    Input {
+        input: &'a Bytes,
+        start: usize,
+        end: usize,
+    },
+    /// A body that did not lie in one buffer.
+    Owned(Bytes),
+}
+
+impl FrameView<'_> {
+    /// The body.
+    pub fn body(&self) -> &[u8] {
+        match &self.source {
+            Source::Input { input, start, end } => input.get(*start..*end).unwrap_or_default(),
+            Source::Owned(b) => b,
+        }
+    }
+
+    /// [`flags::MORE`] and [`flags::COMMAND`] as received.
+    pub fn flags(&self) -> u8 {
+        self.flags
+    }
+
+    /// Whether more frames of the same message follow.
+    pub fn more(&self) -> bool {
+        self.flags & flags::MORE != 0
+    }
+
+    /// Whether this is a command frame.
+    pub fn is_command(&self) -> bool {
+        self.flags & flags::COMMAND != 0
+    }
+
+    /// The body as `Bytes` without copying: a slice of the input buffer, or the assembled buffer.
+    pub fn into_bytes(self) -> Bytes {
+        match self.source {
+            Source::Input { input, start, end } => input.slice(start..end),
+            Source::Owned(b) => b,
+        }
+    }
+
+    /// The owned frame.
+    pub fn into_frame(self) -> Frame {
+        let flags = self.flags;
+        Frame {
+            body: self.into_bytes(),
+            flags,
+        }
+    }
+}
+
 /// Where the decoder is between two calls.
 #[derive(Debug)]
 enum Partial {
@@ -143,6 +206,61 @@ impl FrameDecoder {
             max: self.max,
         })?;
         Ok((f & (flags::MORE | flags::COMMAND), len))
+    }
+
+    /// Decodes every frame in `input`, handing each to `sink` as a view (no reference count is taken and
+    /// nothing is copied unless the sink asks). What `input` holds of an unfinished frame is kept for the
+    /// next call. Stops at the first error, the decoder's or the sink's. This is the fast path; see
+    /// [`FrameDecoder::decode`] for one owned frame at a time.
+    pub fn decode_all<E: From<PeerMisbehaved>>(
+        &mut self,
+        input: &Bytes,
+        mut sink: impl FnMut(FrameView<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut pos = 0;
+        if !self.is_idle() {
+            // Finish the frame left from the previous buffer with the general state machine.
+            let mut rest = input.clone();
+            match self.decode(&mut rest)? {
+                Some(frame) => sink(FrameView {
+                    flags: frame.flags,
+                    source: Source::Owned(frame.body),
+                })?,
+                None => return Ok(()),
+            }
+            pos = input.len() - rest.len();
+        }
+        // Invariant: `pos <= input.len()`, at a frame boundary.
+        while let Some(buf) = input.get(pos..).filter(|b| !b.is_empty()) {
+            let f = buf.first().copied().unwrap_or_default();
+            check_flags(f)?;
+            let hdr = header_len(f);
+            let complete = match buf.get(..hdr) {
+                Some(h) => {
+                    let (flags, len) = self.parse_header(h)?;
+                    let start = pos + hdr;
+                    (len <= input.len() - start).then_some((flags, start, start + len))
+                }
+                None => None,
+            };
+            let Some((flags, start, end)) = complete else {
+                // An unfinished frame: the state machine keeps what there is of it.
+                let mut rest = input.slice(pos..);
+                while let Some(frame) = self.decode(&mut rest)? {
+                    sink(FrameView {
+                        flags: frame.flags,
+                        source: Source::Owned(frame.body),
+                    })?;
+                }
+                return Ok(());
+            };
+            sink(FrameView {
+                flags,
+                source: Source::Input { input, start, end },
+            })?;
+            pos = end;
+        }
+        Ok(())
     }
 
     /// Decodes the next frame from `input`, consuming what it uses. Returns `Ok(None)` once `input` is

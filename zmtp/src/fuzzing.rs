@@ -97,24 +97,47 @@ pub fn metadata_round_trip(data: &[u8]) {
     }
 }
 
-/// Decodes frames from arbitrary bytes cut at the size in octet 0, re-encodes what decoded and
-/// decodes that again in one piece: the same frames come back, and no more body octets than input.
+/// Decodes frames from arbitrary bytes cut at the size in octet 0, both one owned frame at a time
+/// ([`FrameDecoder::decode`]) and as views ([`FrameDecoder::decode_all`]): both give the same frames and
+/// the same verdict. Re-encodes what decoded and decodes that again in one piece: the same frames come
+/// back, and no more body octets than input.
 pub fn frames_round_trip(data: &[u8]) {
     let Some((&cut, rest)) = data.split_first() else {
         return;
     };
+    let pieces: Vec<Bytes> = rest
+        .chunks(usize::from(cut).max(1))
+        .map(Bytes::copy_from_slice)
+        .collect();
     let mut decoder = FrameDecoder::new(Some(MAX_FRAME));
     let mut frames = Vec::new();
-    'outer: for piece in rest.chunks(usize::from(cut).max(1)) {
-        let mut input = Bytes::copy_from_slice(piece);
+    let mut failed = false;
+    'outer: for piece in &pieces {
+        let mut input = piece.clone();
         loop {
             match decoder.decode(&mut input) {
                 Ok(Some(f)) => frames.push(f),
                 Ok(None) => break,
-                Err(_) => break 'outer,
+                Err(_) => {
+                    failed = true;
+                    break 'outer;
+                }
             }
         }
     }
+    let mut viewer = FrameDecoder::new(Some(MAX_FRAME));
+    let mut viewed = Vec::new();
+    let view_failed = pieces.iter().any(|piece| {
+        viewer
+            .decode_all(piece, |v| {
+                viewed.push(v.into_frame());
+                Ok::<(), crate::PeerMisbehaved>(())
+            })
+            .is_err()
+    });
+    assert_eq!(viewed, frames);
+    assert_eq!(view_failed, failed);
+
     assert!(frames.iter().map(|f| f.body.len()).sum::<usize>() <= rest.len());
     let mut out = Transmit::with_inline_max(16);
     for f in &frames {

@@ -37,9 +37,9 @@ pub mod fuzzing;
 pub mod testing;
 
 pub use command::Command;
-pub use connection::{Config, Connection, Event, PeerInfo, Stats};
+pub use connection::{Config, Connection, Event, EventRef, PeerInfo, Stats};
 pub use error::{Error, Incompatible, MetadataError, PeerMisbehaved, TimeoutKind, UsageError};
-pub use frame::{encode_header, flags, Frame, FrameDecoder, MAX_HEADER_LEN};
+pub use frame::{encode_header, flags, Frame, FrameDecoder, FrameView, MAX_HEADER_LEN};
 pub use greeting::{Greeting, Mechanism, Version, GREETING_LEN};
 pub use metadata::Metadata;
 pub use socket_type::SocketType;

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use zring_zmtp::testing::{Pair, Side};
 use zring_zmtp::{
-    Config, Connection, Error, Event, Incompatible, Mechanism, PeerMisbehaved, SocketType,
-    TimeoutKind, Transmit, UsageError, Version,
+    Config, Connection, Error, Event, EventRef, Incompatible, Mechanism, PeerMisbehaved,
+    SocketType, TimeoutKind, Transmit, UsageError, Version,
 };
 
 fn config(t: SocketType) -> Config {
@@ -525,6 +525,37 @@ fn a_body_inside_one_buffer_is_a_slice_of_it() {
     };
     assert_eq!(f.body.len(), 4096);
     assert_eq!(f.body.as_ptr(), input[9..].as_ptr(), "zero-copy");
+}
+
+#[test]
+fn the_fast_path_lends_frames_in_wire_order_without_copying() {
+    let mut conn = Connection::new(config(SocketType::Pull), Instant::now()).unwrap();
+    let mut stream = greeting(3, 1);
+    stream.extend(ready("PUSH", None));
+    stream.extend_from_slice(b"\x01\x03one\x00\x03two");
+    let data = Bytes::from(stream);
+    let mut seen = Vec::new();
+    conn.handle_input_with(&data, Instant::now(), |e| match e {
+        EventRef::Ready(peer) => seen.push(format!("ready {}", peer.socket_type)),
+        EventRef::Frame(view) => {
+            assert!(
+                data.as_ptr_range().contains(&view.body().as_ptr()),
+                "a view of the input"
+            );
+            seen.push(format!(
+                "{} more={}",
+                String::from_utf8_lossy(view.body()),
+                view.more()
+            ));
+        }
+        other => panic!("{other:?}"),
+    })
+    .unwrap();
+    assert_eq!(seen, ["ready PUSH", "one more=true", "two more=false"]);
+    assert!(
+        conn.poll_event().is_none(),
+        "nothing queued on the fast path"
+    );
 }
 
 #[test]

@@ -122,6 +122,31 @@ proptest! {
     }
 
     #[test]
+    fn views_decode_the_same_frames_as_owned_decoding_at_any_cut(
+        items in proptest::collection::vec(item(), 0..12),
+        cut in 1usize..400,
+    ) {
+        let wire = encode(&items, 64);
+        let mut owned = FrameDecoder::new(None);
+        let mut viewer = FrameDecoder::new(None);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for piece in wire.chunks(cut) {
+            let mut input = Bytes::copy_from_slice(piece);
+            while let Some(f) = owned.decode(&mut input).unwrap() {
+                a.push(f);
+            }
+            viewer
+                .decode_all(&Bytes::copy_from_slice(piece), |v| {
+                    b.push(v.into_frame());
+                    Ok::<(), zring_zmtp::PeerMisbehaved>(())
+                })
+                .unwrap();
+        }
+        prop_assert_eq!(a, b);
+        prop_assert!(owned.is_idle() && viewer.is_idle());
+    }
+
+    #[test]
     fn messages_cross_a_connection_pair_at_any_chunk_size(
         messages in proptest::collection::vec(proptest::collection::vec(body(3000), 1..5), 1..10),
         chunk in 1usize..400,
