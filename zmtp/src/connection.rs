@@ -323,6 +323,9 @@ impl Connection {
         Ok(())
     }
 
+    /// The per-frame path: kept small so that it inlines into the decoder's loop; commands go to
+    /// [`Connection::on_command_frame`].
+    #[inline]
     fn on_frame(
         &mut self,
         frame: FrameView<'_>,
@@ -331,11 +334,7 @@ impl Connection {
     ) -> Result<(), Error> {
         self.stats.frames_received += 1;
         if frame.is_command() {
-            let cmd = Command::decode(frame.into_bytes())?;
-            return match self.phase {
-                Phase::Active => self.on_command(cmd, now, on_event),
-                _ => self.on_handshake_command(cmd, now, on_event),
-            };
+            return self.on_command_frame(frame.into_bytes(), now, on_event);
         }
         if self.phase != Phase::Active {
             return Err(PeerMisbehaved::MessageBeforeReady.into());
@@ -368,6 +367,20 @@ impl Connection {
         }
         on_event(EventRef::Frame(frame));
         Ok(())
+    }
+
+    #[inline(never)]
+    fn on_command_frame(
+        &mut self,
+        body: Bytes,
+        now: Instant,
+        on_event: &mut impl FnMut(EventRef<'_>),
+    ) -> Result<(), Error> {
+        let cmd = Command::decode(body)?;
+        match self.phase {
+            Phase::Active => self.on_command(cmd, now, on_event),
+            _ => self.on_handshake_command(cmd, now, on_event),
+        }
     }
 
     fn on_handshake_command(
