@@ -13,6 +13,41 @@
 //!
 //! The map of the whole project is in `docs/ARCHITECTURE.md`; the rule-by-rule conformance table is in
 //! `docs/CONFORMANCE.md`.
+//!
+//! Two connections wired back to back, as a driver would wire one to a stream:
+//!
+//! ```
+//! use std::time::Instant;
+//! use bytes::Bytes;
+//! use zring_zmtp::{Config, Connection, Event, SocketType, Transmit};
+//!
+//! let now = Instant::now();
+//! let mut dealer = Connection::new(Config::new(SocketType::Dealer), now)?;
+//! let mut router = Connection::new(Config::new(SocketType::Router), now)?;
+//!
+//! // Move bytes both ways: what one side transmits, the other reads.
+//! let mut pump = |from: &mut Connection, to: &mut Connection| -> Result<Vec<Event>, zring_zmtp::Error> {
+//!     let mut batch = Transmit::new();
+//!     from.poll_transmit(&mut batch);   // a real driver writes `batch.io_slices(..)` with writev
+//!     to.handle_input(Bytes::from(batch.to_vec()), now)?;
+//!     Ok(std::iter::from_fn(|| to.poll_event()).collect())
+//! };
+//! let events = pump(&mut dealer, &mut router)?;
+//! assert!(matches!(&events[0], Event::Ready(peer) if peer.socket_type == SocketType::Dealer));
+//! pump(&mut router, &mut dealer)?;
+//!
+//! dealer.send_message(["hello", "world"])?;
+//! let events = pump(&mut dealer, &mut router)?;
+//! let bodies: Vec<&[u8]> = events
+//!     .iter()
+//!     .filter_map(|e| match e {
+//!         Event::Frame(f) => Some(&f.body[..]),
+//!         _ => None,
+//!     })
+//!     .collect();
+//! assert_eq!(bodies, [&b"hello"[..], &b"world"[..]]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 #![deny(
     clippy::unwrap_used,
