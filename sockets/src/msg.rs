@@ -1,0 +1,237 @@
+//! `Msg`: one frame of a message, with its MORE flag.
+
+use std::fmt;
+use std::ops::Deref;
+
+use bytes::Bytes;
+
+/// Bodies up to this many octets live inside the `Msg` (no allocation, no reference count).
+pub const INLINE_CAP: usize = 30;
+
+/// One frame: a byte body and a `more` flag saying that further frames of the same message follow.
+///
+/// Small bodies (up to [`INLINE_CAP`] octets) are stored inline; larger ones are a shared, reference-
+/// counted buffer, so cloning a `Msg` to fan it out to many subscribers never copies the body.
+/// Created without copying from a `Vec<u8>`, a `String`, `Bytes` or [`Msg::from_static`].
+#[derive(Clone)]
+pub struct Msg {
+    body: Body,
+    more: bool,
+}
+
+#[derive(Clone)]
+enum Body {
+    /// `buf[..len]`, `len <= INLINE_CAP`.
+    Inline {
+        len: u8,
+        buf: [u8; INLINE_CAP],
+    },
+    Shared(Bytes),
+}
+
+impl Msg {
+    /// An empty frame.
+    pub const fn new() -> Msg {
+        Msg {
+            body: Body::Inline {
+                len: 0,
+                buf: [0; INLINE_CAP],
+            },
+            more: false,
+        }
+    }
+
+    /// A frame holding a copy of `data`.
+    pub fn copy_from_slice(data: &[u8]) -> Msg {
+        Msg {
+            body: inline(data).unwrap_or_else(|| Body::Shared(Bytes::copy_from_slice(data))),
+            more: false,
+        }
+    }
+
+    /// A frame over static data, without copying.
+    pub fn from_static(data: &'static [u8]) -> Msg {
+        Msg::from(Bytes::from_static(data))
+    }
+
+    /// Whether further frames of the same message follow.
+    pub fn more(&self) -> bool {
+        self.more
+    }
+
+    /// Sets the `more` flag.
+    pub fn set_more(&mut self, more: bool) {
+        self.more = more;
+    }
+
+    /// The same frame with the `more` flag set to `more`.
+    pub fn with_more(mut self, more: bool) -> Msg {
+        self.more = more;
+        self
+    }
+
+    /// The body as `Bytes` (no copy for a shared body; a small copy for an inline one).
+    pub fn into_bytes(self) -> Bytes {
+        match self.body {
+            Body::Inline { .. } => Bytes::copy_from_slice(&self),
+            Body::Shared(b) => b,
+        }
+    }
+
+    /// The body as UTF-8 text.
+    pub fn as_str(&self) -> Result<&str, std::str::Utf8Error> {
+        std::str::from_utf8(self)
+    }
+}
+
+fn inline(data: &[u8]) -> Option<Body> {
+    let len = u8::try_from(data.len())
+        .ok()
+        .filter(|&l| usize::from(l) <= INLINE_CAP)?;
+    let mut buf = [0; INLINE_CAP];
+    buf.get_mut(..data.len())?.copy_from_slice(data);
+    Some(Body::Inline { len, buf })
+}
+
+impl Default for Msg {
+    fn default() -> Self {
+        Msg::new()
+    }
+}
+
+impl Deref for Msg {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.body {
+            Body::Inline { len, buf } => buf.get(..usize::from(*len)).unwrap_or_default(),
+            Body::Shared(b) => b,
+        }
+    }
+}
+
+impl AsRef<[u8]> for Msg {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PartialEq for Msg {
+    fn eq(&self, other: &Msg) -> bool {
+        self.more == other.more && self[..] == other[..]
+    }
+}
+
+impl Eq for Msg {}
+
+impl fmt::Debug for Msg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Msg({:?}",
+            Bytes::copy_from_slice(&self[..self.len().min(64)])
+        )?;
+        if self.len() > 64 {
+            write!(f, "..+{}", self.len() - 64)?;
+        }
+        if self.more {
+            f.write_str(", more")?;
+        }
+        f.write_str(")")
+    }
+}
+
+impl From<Bytes> for Msg {
+    fn from(b: Bytes) -> Msg {
+        Msg {
+            body: Body::Shared(b),
+            more: false,
+        }
+    }
+}
+
+impl From<Vec<u8>> for Msg {
+    fn from(v: Vec<u8>) -> Msg {
+        match inline(&v) {
+            Some(body) => Msg { body, more: false },
+            None => Msg::from(Bytes::from(v)),
+        }
+    }
+}
+
+impl From<String> for Msg {
+    fn from(s: String) -> Msg {
+        Msg::from(s.into_bytes())
+    }
+}
+
+impl From<&[u8]> for Msg {
+    fn from(s: &[u8]) -> Msg {
+        Msg::copy_from_slice(s)
+    }
+}
+
+impl<const N: usize> From<&[u8; N]> for Msg {
+    fn from(s: &[u8; N]) -> Msg {
+        Msg::copy_from_slice(s)
+    }
+}
+
+impl From<&str> for Msg {
+    fn from(s: &str) -> Msg {
+        Msg::copy_from_slice(s.as_bytes())
+    }
+}
+
+impl From<&String> for Msg {
+    fn from(s: &String) -> Msg {
+        Msg::copy_from_slice(s.as_bytes())
+    }
+}
+
+impl From<&Vec<u8>> for Msg {
+    fn from(v: &Vec<u8>) -> Msg {
+        Msg::copy_from_slice(v)
+    }
+}
+
+impl From<&Msg> for Msg {
+    fn from(m: &Msg) -> Msg {
+        m.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_bodies_are_inline_and_large_ones_shared_without_copy() {
+        let small = Msg::from("hello");
+        assert!(matches!(small.body, Body::Inline { len: 5, .. }));
+        assert_eq!(&small[..], b"hello");
+        let v = vec![7u8; 100];
+        let ptr = v.as_ptr();
+        let big = Msg::from(v);
+        assert_eq!(big.as_ptr(), ptr, "a Vec becomes a Msg without copying");
+        let fanned = big.clone();
+        assert_eq!(fanned.as_ptr(), ptr, "cloning shares the body");
+        let s = "x".repeat(40);
+        let sp = s.as_ptr();
+        assert_eq!(Msg::from(s).as_ptr(), sp);
+        static DATA: [u8; 64] = [1; 64];
+        assert_eq!(Msg::from_static(&DATA).as_ptr(), DATA.as_ptr());
+    }
+
+    #[test]
+    fn more_flag_and_equality() {
+        let m = Msg::from("a").with_more(true);
+        assert!(m.more());
+        assert_ne!(m, Msg::from("a"));
+        assert_eq!(m.clone().with_more(false), Msg::from(&b"a"[..]));
+        assert_eq!(Msg::new().len(), 0);
+        assert_eq!(Msg::copy_from_slice(&[0; 31]).len(), 31);
+        assert_eq!(Msg::from("héllo").as_str(), Ok("héllo"));
+        assert_eq!(&Msg::from("xyz").into_bytes()[..], b"xyz");
+    }
+}

@@ -1,0 +1,429 @@
+//! Pipes: the bounded queues between a socket and each of its peers.
+//!
+//! A pipe is two lock-free queues of whole messages, one each way. For `inproc://` the other end is the
+//! peer socket itself; for network transports it is a session on an I/O thread. A queue holds whole
+//! messages, so a multipart message is delivered all or nothing, and its capacity is the high-water mark
+//! in messages (libzmq counts messages, not frames).
+//!
+//! Wake-ups: each end has a [`Signal`]. A writer wakes the reader only when the reader has said it is
+//! parked; a reader that frees space in a queue that was full wakes the writer the same way.
+
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Instant;
+
+use bytes::Bytes;
+use crossbeam_queue::{ArrayQueue, SegQueue};
+use crossbeam_utils::sync::{Parker, Unparker};
+
+use crate::msg::Msg;
+use crate::SocketType;
+
+/// A whole message: its frames in order. A one-frame message needs no allocation beyond its `Msg`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Parts {
+    first: Msg,
+    rest: Vec<Msg>,
+}
+
+impl Parts {
+    pub(crate) fn one(msg: Msg) -> Parts {
+        Parts {
+            first: msg,
+            rest: Vec::new(),
+        }
+    }
+
+    /// The frames of `frames` (at least one: an empty list becomes one empty frame).
+    pub(crate) fn from_vec(mut frames: Vec<Msg>) -> Parts {
+        if frames.is_empty() {
+            return Parts::one(Msg::new());
+        }
+        let first = frames.remove(0);
+        Parts {
+            first,
+            rest: frames,
+        }
+    }
+
+    pub(crate) fn first(&self) -> &Msg {
+        &self.first
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        1 + self.rest.len()
+    }
+
+    /// Puts `msg` in front.
+    pub(crate) fn push_front(&mut self, msg: Msg) {
+        let old = std::mem::replace(&mut self.first, msg);
+        self.rest.insert(0, old);
+    }
+
+    /// Removes and returns the first frame; `None` if it is the only one.
+    pub(crate) fn pop_front(&mut self) -> Option<Msg> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let next = self.rest.remove(0);
+        Some(std::mem::replace(&mut self.first, next))
+    }
+
+    /// The frames, with MORE set on every frame but the last.
+    pub(crate) fn into_frames(self) -> impl Iterator<Item = Msg> {
+        let n = self.len();
+        std::iter::once(self.first)
+            .chain(self.rest)
+            .enumerate()
+            .map(move |(i, m)| m.with_more(i + 1 < n))
+    }
+}
+
+/// A command to a socket from outside its thread.
+pub(crate) enum Command {
+    /// A new pipe to a peer.
+    Attach(PipeEnd),
+}
+
+/// Wakes the thread of one socket (or, later, an I/O thread).
+pub(crate) struct Signal {
+    /// Set by the owner before it parks and cleared when it wakes. Paired with the fence in
+    /// [`Signal::notify`]: a writer that published before reading `false` here is seen by the owner's
+    /// re-check after its own fence.
+    parked: AtomicBool,
+    unparker: Unparker,
+    mail: Mutex<Vec<Command>>,
+    /// Set (Release) after mail is added, read (Acquire) before taking it.
+    has_mail: AtomicBool,
+}
+
+impl Signal {
+    /// A signal and the parker its owner waits on.
+    pub(crate) fn new() -> (Arc<Signal>, Parker) {
+        let parker = Parker::new();
+        let signal = Arc::new(Signal {
+            parked: AtomicBool::new(false),
+            unparker: parker.unparker().clone(),
+            mail: Mutex::new(Vec::new()),
+            has_mail: AtomicBool::new(false),
+        });
+        (signal, parker)
+    }
+
+    /// Wakes the owner if it is parked. Call after publishing what it waits for.
+    pub(crate) fn notify(&self) {
+        // SYNC POINT: orders the caller's publication before the read of `parked`; pairs with the
+        // fence in `Waiter::prepare`.
+        fence(Ordering::SeqCst);
+        if self.parked.load(Ordering::Relaxed) {
+            self.unparker.unpark();
+        }
+    }
+
+    /// Posts a command and wakes the owner.
+    pub(crate) fn post(&self, command: Command) {
+        self.mail
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(command);
+        self.has_mail.store(true, Ordering::Release);
+        self.notify();
+    }
+
+    /// Takes the commands posted so far.
+    pub(crate) fn take_mail(&self) -> Vec<Command> {
+        if !self.has_mail.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        self.has_mail.store(false, Ordering::Relaxed);
+        std::mem::take(&mut *self.mail.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// The owner's side of a [`Signal`]: prepares to park, parks, and unprepares.
+pub(crate) struct Waiter {
+    pub(crate) signal: Arc<Signal>,
+    parker: Parker,
+}
+
+impl Waiter {
+    pub(crate) fn new() -> Waiter {
+        let (signal, parker) = Signal::new();
+        Waiter { signal, parker }
+    }
+
+    /// Announces that the owner is about to park. The caller must re-check its condition afterwards,
+    /// then call [`Waiter::park`] or [`Waiter::cancel`].
+    pub(crate) fn prepare(&self) {
+        self.signal.parked.store(true, Ordering::Relaxed);
+        // SYNC POINT: pairs with the fence in `Signal::notify`.
+        fence(Ordering::SeqCst);
+    }
+
+    /// Parks until notified or until `deadline`.
+    pub(crate) fn park(&self, deadline: Option<Instant>) {
+        match deadline {
+            Some(d) => self.parker.park_deadline(d),
+            None => self.parker.park(),
+        }
+        self.cancel();
+    }
+
+    /// Clears the parked flag.
+    pub(crate) fn cancel(&self) {
+        self.signal.parked.store(false, Ordering::Relaxed);
+    }
+}
+
+enum Queue {
+    Bounded(ArrayQueue<Parts>),
+    Unbounded(SegQueue<Parts>),
+}
+
+impl Queue {
+    fn new(capacity: Option<usize>) -> Queue {
+        match capacity {
+            Some(c) => Queue::Bounded(ArrayQueue::new(c.max(1))),
+            None => Queue::Unbounded(SegQueue::new()),
+        }
+    }
+
+    fn push(&self, m: Parts) -> Result<(), Parts> {
+        match self {
+            Queue::Bounded(q) => q.push(m),
+            Queue::Unbounded(q) => {
+                q.push(m);
+                Ok(())
+            }
+        }
+    }
+
+    /// Pops a message; the flag says whether the queue was full before (a writer may be waiting).
+    fn pop(&self) -> Option<(Parts, bool)> {
+        match self {
+            Queue::Bounded(q) => {
+                let was_full = q.is_full();
+                q.pop().map(|m| (m, was_full))
+            }
+            Queue::Unbounded(q) => q.pop().map(|m| (m, false)),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        match self {
+            Queue::Bounded(q) => q.is_full(),
+            Queue::Unbounded(_) => false,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Queue::Bounded(q) => q.is_empty(),
+            Queue::Unbounded(q) => q.is_empty(),
+        }
+    }
+}
+
+/// What the two ends share. Side `i` writes `queues[i]` and reads `queues[1 - i]`.
+struct Shared {
+    queues: [Queue; 2],
+    /// Each side's signal; unset while that side is not attached yet (an inproc connect before the
+    /// bind), when there is nobody to wake.
+    signals: [OnceLock<Arc<Signal>>; 2],
+    /// Side `i` has closed its end: it writes no more.
+    closed: [AtomicBool; 2],
+}
+
+/// Who is at the other end of a pipe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PeerMeta {
+    pub(crate) socket_type: SocketType,
+    pub(crate) routing_id: Bytes,
+}
+
+/// One end of a pipe.
+pub(crate) struct PipeEnd {
+    shared: Arc<Shared>,
+    side: usize,
+    /// The other end's socket type and routing id.
+    pub(crate) peer: PeerMeta,
+}
+
+/// The capacities of a new pipe, in messages, per direction (`None`: unbounded).
+pub(crate) struct Capacity {
+    /// From the first end to the second.
+    pub(crate) forward: Option<usize>,
+    /// From the second end to the first.
+    pub(crate) backward: Option<usize>,
+}
+
+impl PipeEnd {
+    /// A pipe: the end for `a` (which writes `forward`) and the end for `b`. A side whose signal is
+    /// `None` gets it with [`PipeEnd::attach_signal`] when it attaches.
+    pub(crate) fn pair(
+        a: (Option<Arc<Signal>>, PeerMeta),
+        b: (Option<Arc<Signal>>, PeerMeta),
+        capacity: Capacity,
+    ) -> (PipeEnd, PipeEnd) {
+        let signal = |s: Option<Arc<Signal>>| {
+            let cell = OnceLock::new();
+            if let Some(s) = s {
+                let _ = cell.set(s);
+            }
+            cell
+        };
+        let shared = Arc::new(Shared {
+            queues: [Queue::new(capacity.forward), Queue::new(capacity.backward)],
+            signals: [signal(a.0), signal(b.0)],
+            closed: [AtomicBool::new(false), AtomicBool::new(false)],
+        });
+        (
+            PipeEnd {
+                shared: shared.clone(),
+                side: 0,
+                peer: b.1,
+            },
+            PipeEnd {
+                shared,
+                side: 1,
+                peer: a.1,
+            },
+        )
+    }
+
+    fn other(&self) -> usize {
+        1 - self.side
+    }
+
+    /// Sets the signal of this end's owner, if it was not known when the pipe was made.
+    pub(crate) fn attach_signal(&self, signal: Arc<Signal>) {
+        let _ = self.shared.signals[self.side].set(signal);
+        // What the peer queued before we were attached is waiting: make sure we look.
+        if let Some(s) = self.shared.signals[self.side].get() {
+            s.notify();
+        }
+    }
+
+    fn notify_peer(&self) {
+        if let Some(s) = self.shared.signals[self.other()].get() {
+            s.notify();
+        }
+    }
+
+    fn out(&self) -> &Queue {
+        &self.shared.queues[self.side]
+    }
+
+    fn inq(&self) -> &Queue {
+        &self.shared.queues[self.other()]
+    }
+
+    /// Queues a message for the peer, or gives it back if the queue is at its high-water mark.
+    pub(crate) fn try_send(&self, msg: Parts) -> Result<(), Parts> {
+        self.out().push(msg)?;
+        self.notify_peer();
+        Ok(())
+    }
+
+    /// Whether a message can be queued now.
+    pub(crate) fn writable(&self) -> bool {
+        !self.out().is_full() && !self.peer_closed()
+    }
+
+    /// Takes the next message from the peer.
+    pub(crate) fn try_recv(&self) -> Option<Parts> {
+        let (msg, was_full) = self.inq().pop()?;
+        if was_full {
+            self.notify_peer();
+        }
+        Some(msg)
+    }
+
+    /// Whether a message from the peer is waiting.
+    pub(crate) fn readable(&self) -> bool {
+        !self.inq().is_empty()
+    }
+
+    /// Whether the peer closed its end (it sends nothing more).
+    pub(crate) fn peer_closed(&self) -> bool {
+        self.shared.closed[self.other()].load(Ordering::Acquire)
+    }
+
+    /// Whether the peer closed and everything it sent has been read: the pipe can be dropped.
+    pub(crate) fn finished(&self) -> bool {
+        self.peer_closed() && self.inq().is_empty()
+    }
+
+    /// Closes our end: the peer reads what we queued, then sees the pipe finished.
+    pub(crate) fn close(&self) {
+        self.shared.closed[self.side].store(true, Ordering::Release);
+        self.notify_peer();
+    }
+}
+
+impl Drop for PipeEnd {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(t: SocketType) -> PeerMeta {
+        PeerMeta {
+            socket_type: t,
+            routing_id: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn a_pipe_carries_whole_messages_both_ways_up_to_its_capacity() {
+        let (a, _pa) = Signal::new();
+        let (b, _pb) = Signal::new();
+        let (x, y) = PipeEnd::pair(
+            (Some(a), meta(SocketType::Push)),
+            (Some(b), meta(SocketType::Pull)),
+            Capacity {
+                forward: Some(2),
+                backward: None,
+            },
+        );
+        assert_eq!(y.peer.socket_type, SocketType::Push);
+        let m = Parts::from_vec(vec![Msg::from("a"), Msg::from("b")]);
+        x.try_send(m.clone()).unwrap();
+        x.try_send(m.clone()).unwrap();
+        assert!(!x.writable());
+        assert_eq!(x.try_send(m.clone()), Err(m.clone()));
+        assert_eq!(y.try_recv(), Some(m.clone()));
+        assert!(x.writable());
+        y.try_send(Parts::one(Msg::from("back"))).unwrap();
+        assert_eq!(x.try_recv(), Some(Parts::one(Msg::from("back"))));
+        drop(x);
+        assert!(y.peer_closed());
+        assert!(!y.finished(), "one message still queued");
+        assert_eq!(y.try_recv(), Some(m));
+        assert!(y.finished());
+    }
+
+    #[test]
+    fn parts_keep_order_and_set_more_on_all_but_the_last() {
+        let mut p = Parts::one(Msg::from("body"));
+        p.push_front(Msg::new());
+        p.push_front(Msg::from("id"));
+        let frames: Vec<Msg> = p.clone().into_frames().collect();
+        assert_eq!(
+            frames,
+            vec![
+                Msg::from("id").with_more(true),
+                Msg::new().with_more(true),
+                Msg::from("body")
+            ]
+        );
+        assert_eq!(p.pop_front(), Some(Msg::from("id")));
+        assert_eq!(p.pop_front(), Some(Msg::new()));
+        assert_eq!(p.pop_front(), None);
+        assert_eq!(p.first(), &Msg::from("body"));
+    }
+}

@@ -1,0 +1,427 @@
+//! `Socket`: the API users program against.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::context::{Context, Party};
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+use crate::msg::Msg;
+use crate::options::Options;
+use crate::pattern::{self, Drops, Pattern, SendError};
+use crate::pipe::{Command, Parts, PeerMeta, PipeEnd, Waiter};
+use crate::route::{PipeId, Pipes};
+use crate::SocketType;
+
+/// A ZeroMQ socket. `Send` (move it to the thread that uses it), not `Sync`, as in libzmq.
+///
+/// Blocking calls wait for as long as the socket's timeout says (`set_rcvtimeo`, `set_sndtimeo`;
+/// blocking forever by default) and then fail with [`Error::WouldBlock`]; [`Socket::try_send`] and
+/// [`Socket::try_recv`] never wait. A call that the pattern forbids at that moment (a REQ sending
+/// twice) fails with [`Error::InvalidState`].
+pub struct Socket {
+    ctx: Context,
+    socket_type: SocketType,
+    id: u64,
+    waiter: Waiter,
+    pipes: Pipes,
+    pattern: Box<dyn Pattern>,
+    options: Options,
+    /// Frames of the message being sent, until the one without `more`.
+    sending: Vec<Msg>,
+    /// Frames of the message being received, not yet returned.
+    receiving: VecDeque<Msg>,
+    /// inproc names this socket bound.
+    bound: Vec<String>,
+    last_endpoint: Option<String>,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("type", &self.socket_type)
+            .field("peers", &self.pipes.len())
+            .field("last_endpoint", &self.last_endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Socket {
+    pub(crate) fn new(ctx: Context, socket_type: SocketType, id: u64) -> Socket {
+        Socket {
+            ctx,
+            socket_type,
+            id,
+            waiter: Waiter::new(),
+            pipes: Pipes::default(),
+            pattern: pattern::new(socket_type),
+            options: Options::default(),
+            sending: Vec::new(),
+            receiving: VecDeque::new(),
+            bound: Vec::new(),
+            last_endpoint: None,
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// The socket's type.
+    pub fn socket_type(&self) -> SocketType {
+        self.socket_type
+    }
+
+    /// The last endpoint bound or connected, resolved (e.g. the port chosen for `tcp://host:0`).
+    pub fn last_endpoint(&self) -> Option<String> {
+        self.last_endpoint.clone()
+    }
+
+    /// How many peers are attached now.
+    pub fn peer_count(&mut self) -> usize {
+        self.process_mail();
+        self.reap();
+        self.pipes.len()
+    }
+
+    /// Messages dropped by the pattern's mute action (PUB at a subscriber's high-water mark, ROUTER to
+    /// an unknown peer): counted, never silent.
+    pub fn drops(&self) -> Drops {
+        self.pattern.drops()
+    }
+
+    fn party(&self) -> Party {
+        Party {
+            socket_id: self.id,
+            signal: self.waiter.signal.clone(),
+            meta: PeerMeta {
+                socket_type: self.socket_type,
+                routing_id: self.options.routing_id.clone(),
+            },
+            sndhwm: self.options.sndhwm,
+            rcvhwm: self.options.rcvhwm,
+        }
+    }
+
+    /// Binds to an endpoint: `inproc://name` today; `tcp://` and `ipc://` with the I/O engine.
+    pub fn bind(&mut self, endpoint: &str) -> Result<()> {
+        match Endpoint::parse(endpoint)? {
+            Endpoint::Inproc(name) => {
+                let waiting = self.ctx.inproc_bind(&name, self.party())?;
+                for pending in waiting {
+                    pending.end.attach_signal(self.waiter.signal.clone());
+                    let theirs = pending.end.peer.socket_type;
+                    if self.socket_type.is_compatible(theirs) {
+                        self.attach(pending.end);
+                    }
+                }
+                self.bound.push(name);
+                self.last_endpoint = Some(endpoint.to_string());
+                Ok(())
+            }
+            _ => Err(Error::TransportUnavailable {
+                endpoint: endpoint.to_string(),
+            }),
+        }
+    }
+
+    /// Connects to an endpoint. Connecting before the peer binds works: messages queue meanwhile.
+    pub fn connect(&mut self, endpoint: &str) -> Result<()> {
+        match Endpoint::parse(endpoint)? {
+            Endpoint::Inproc(name) => {
+                let end = self.ctx.inproc_connect(&name, self.party())?;
+                self.attach(end);
+                self.last_endpoint = Some(endpoint.to_string());
+                Ok(())
+            }
+            _ => Err(Error::TransportUnavailable {
+                endpoint: endpoint.to_string(),
+            }),
+        }
+    }
+
+    fn attach(&mut self, pipe: PipeEnd) {
+        let id = self.pipes.insert(pipe);
+        if !self.pattern.attach(id, &self.pipes) {
+            self.pipes.remove(id);
+        }
+    }
+
+    /// Applies what other threads posted: new pipes.
+    fn process_mail(&mut self) {
+        for command in self.waiter.signal.take_mail() {
+            match command {
+                Command::Attach(pipe) => self.attach(pipe),
+            }
+        }
+    }
+
+    /// Drops the pipes whose peer is gone and whose messages have all been read.
+    fn reap(&mut self) {
+        let finished: Vec<PipeId> = self
+            .pipes
+            .ids()
+            .filter(|&id| self.pipes.get(id).is_some_and(PipeEnd::finished))
+            .collect();
+        for id in finished {
+            self.pattern.detach(id, &self.pipes);
+            self.pipes.remove(id);
+        }
+    }
+
+    /// Runs `attempt` until it yields, waiting in between for a wake-up, at most `timeout`.
+    fn wait_for<T>(
+        &mut self,
+        timeout: Option<Duration>,
+        mut attempt: impl FnMut(&mut Socket) -> Result<Option<T>>,
+    ) -> Result<T> {
+        let mut deadline = None;
+        loop {
+            self.process_mail();
+            if let Some(t) = attempt(self)? {
+                return Ok(t);
+            }
+            self.reap();
+            let deadline = match (timeout, deadline) {
+                (Some(Duration::ZERO), _) => return Err(Error::WouldBlock),
+                (Some(t), None) => Some(*deadline.insert(Instant::now() + t)),
+                (_, d) => d,
+            };
+            self.waiter.prepare();
+            self.process_mail();
+            match attempt(self) {
+                Ok(None) => {}
+                other => {
+                    self.waiter.cancel();
+                    return other.and_then(|t| t.ok_or(Error::WouldBlock));
+                }
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                self.waiter.cancel();
+                return Err(Error::WouldBlock);
+            }
+            self.waiter.park(deadline);
+        }
+    }
+
+    fn send_parts(&mut self, msg: Parts, timeout: Option<Duration>) -> Result<()> {
+        let mut pending = Some(msg);
+        self.wait_for(timeout, |s| {
+            let Some(msg) = pending.take() else {
+                return Ok(Some(()));
+            };
+            match s.pattern.send(&s.pipes, msg, &s.options) {
+                Ok(()) => Ok(Some(())),
+                Err(SendError::Full(back)) => {
+                    pending = Some(back);
+                    Ok(None)
+                }
+                Err(SendError::Fail(e)) => Err(e),
+            }
+        })
+    }
+
+    fn send_frame(&mut self, msg: Msg, timeout: Option<Duration>) -> Result<()> {
+        if !pattern::can_send(self.socket_type) {
+            return Err(Error::NotSupported {
+                socket_type: self.socket_type,
+                op: "send",
+            });
+        }
+        if self.sending.is_empty() {
+            self.pattern.check_send()?;
+        }
+        let more = msg.more();
+        self.sending.push(msg);
+        if more {
+            return Ok(());
+        }
+        let parts = Parts::from_vec(std::mem::take(&mut self.sending));
+        self.send_parts(parts, timeout)
+    }
+
+    /// Sends one frame. A frame with [`Msg::more`] set waits for the rest of its message, which goes
+    /// out with the first frame sent without it.
+    pub fn send(&mut self, msg: impl Into<Msg>) -> Result<()> {
+        self.send_frame(msg.into(), self.options.sndtimeo)
+    }
+
+    /// Sends one frame without waiting: [`Error::WouldBlock`] if it cannot go now (the message is then
+    /// not sent).
+    pub fn try_send(&mut self, msg: impl Into<Msg>) -> Result<()> {
+        self.send_frame(msg.into(), Some(Duration::ZERO))
+    }
+
+    /// Sends a multipart message.
+    pub fn send_multipart<I>(&mut self, parts: I) -> Result<()>
+    where
+        I: IntoIterator,
+        I::Item: Into<Msg>,
+    {
+        let mut parts = parts.into_iter().peekable();
+        if parts.peek().is_none() {
+            return Err(Error::InvalidState);
+        }
+        while let Some(part) = parts.next() {
+            let more = parts.peek().is_some();
+            self.send_frame(part.into().with_more(more), self.options.sndtimeo)?;
+        }
+        Ok(())
+    }
+
+    /// Sends `value` as JSON text in one frame.
+    pub fn send_json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        let text = serde_json::to_vec(value)?;
+        self.send(text)
+    }
+
+    fn next_message(&mut self, timeout: Option<Duration>) -> Result<()> {
+        if !pattern::can_recv(self.socket_type) {
+            return Err(Error::NotSupported {
+                socket_type: self.socket_type,
+                op: "recv",
+            });
+        }
+        let parts = self.wait_for(timeout, |s| s.pattern.recv(&s.pipes, &s.options))?;
+        self.receiving.extend(parts.into_frames());
+        Ok(())
+    }
+
+    fn recv_frame(&mut self, timeout: Option<Duration>) -> Result<Msg> {
+        if self.receiving.is_empty() {
+            self.next_message(timeout)?;
+        }
+        self.receiving.pop_front().ok_or(Error::WouldBlock)
+    }
+
+    /// Receives one frame; [`Msg::more`] says whether more frames of its message follow.
+    pub fn recv(&mut self) -> Result<Msg> {
+        self.recv_frame(self.options.rcvtimeo)
+    }
+
+    /// Receives one frame without waiting.
+    pub fn try_recv(&mut self) -> Result<Msg> {
+        self.recv_frame(Some(Duration::ZERO))
+    }
+
+    /// Receives a whole multipart message (or what remains of one partly received).
+    pub fn recv_multipart(&mut self) -> Result<Vec<Msg>> {
+        if self.receiving.is_empty() {
+            self.next_message(self.options.rcvtimeo)?;
+        }
+        Ok(self.receiving.drain(..).collect())
+    }
+
+    /// Receives one frame as UTF-8 text.
+    pub fn recv_string(&mut self) -> Result<String> {
+        let msg = self.recv()?;
+        Ok(String::from_utf8(msg.into_bytes().into())?)
+    }
+
+    /// Receives one frame and decodes it from JSON.
+    pub fn recv_json<T: DeserializeOwned>(&mut self) -> Result<T> {
+        let msg = self.recv()?;
+        Ok(serde_json::from_slice(&msg)?)
+    }
+
+    /// SUB: receive messages whose first frame starts with `topic` (`""`: everything).
+    pub fn subscribe(&mut self, topic: impl AsRef<[u8]>) -> Result<()> {
+        self.subscription(topic.as_ref(), true)
+    }
+
+    /// SUB: cancels one earlier `subscribe` of `topic`.
+    pub fn unsubscribe(&mut self, topic: impl AsRef<[u8]>) -> Result<()> {
+        self.subscription(topic.as_ref(), false)
+    }
+
+    fn subscription(&mut self, topic: &[u8], on: bool) -> Result<()> {
+        self.process_mail();
+        self.pattern
+            .subscribe(&self.pipes, Bytes::copy_from_slice(topic), on)
+            .map_err(|()| Error::NotSupported {
+                socket_type: self.socket_type,
+                op: "subscribe",
+            })
+    }
+
+    /// Whether a message can be received now without waiting.
+    pub fn readable(&mut self) -> bool {
+        self.process_mail();
+        !self.receiving.is_empty() || self.pattern.readable(&self.pipes)
+    }
+
+    /// Whether a message can be sent now without waiting.
+    pub fn writable(&mut self) -> bool {
+        self.process_mail();
+        self.pattern.writable(&self.pipes)
+    }
+
+    /// High-water mark for outgoing messages, per peer (0: no limit). Applies to peers attached after.
+    pub fn set_sndhwm(&mut self, hwm: usize) -> Result<()> {
+        self.options.sndhwm = hwm;
+        Ok(())
+    }
+
+    /// High-water mark for incoming messages, per peer (0: no limit). Applies to peers attached after.
+    pub fn set_rcvhwm(&mut self, hwm: usize) -> Result<()> {
+        self.options.rcvhwm = hwm;
+        Ok(())
+    }
+
+    /// How long `send` waits (`None`: forever, `Some(ZERO)`: not at all).
+    pub fn set_sndtimeo(&mut self, timeout: Option<Duration>) -> Result<()> {
+        self.options.sndtimeo = timeout;
+        Ok(())
+    }
+
+    /// How long `recv` waits (`None`: forever, `Some(ZERO)`: not at all).
+    pub fn set_rcvtimeo(&mut self, timeout: Option<Duration>) -> Result<()> {
+        self.options.rcvtimeo = timeout;
+        Ok(())
+    }
+
+    /// How long messages still queued are kept after the socket is dropped (`None`: until delivered).
+    pub fn set_linger(&mut self, linger: Option<Duration>) -> Result<()> {
+        self.options.linger = linger;
+        Ok(())
+    }
+
+    /// Our routing id (1 to 255 octets, not starting with 0x00), announced to peers that connect after.
+    pub fn set_routing_id(&mut self, id: impl AsRef<[u8]>) -> Result<()> {
+        let id = id.as_ref();
+        if id.is_empty() || id.len() > 255 || id.first() == Some(&0) {
+            return Err(Error::InvalidOption {
+                option: "ROUTING_ID",
+                reason: "1 to 255 octets, not starting with 0x00",
+            });
+        }
+        self.options.routing_id = Bytes::copy_from_slice(id);
+        Ok(())
+    }
+
+    /// ROUTER: fail with [`Error::HostUnreachable`] (unknown peer) or [`Error::WouldBlock`] (full peer)
+    /// instead of dropping.
+    pub fn set_router_mandatory(&mut self, on: bool) -> Result<()> {
+        self.options.router_mandatory = on;
+        Ok(())
+    }
+
+    /// XPUB: report every subscription received, not only the first for each topic.
+    pub fn set_xpub_verbose(&mut self, on: bool) -> Result<()> {
+        self.options.xpub_verbose = on;
+        Ok(())
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        for name in std::mem::take(&mut self.bound) {
+            self.ctx.inproc_unbind(&name, self.id);
+        }
+        // Dropping the pipes closes our ends: peers read what we queued, then let go.
+    }
+}
