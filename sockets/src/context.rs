@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use zring_engine::{Engine, EngineConfig};
+
 use crate::error::{Error, Result};
 use crate::options::capacity;
 use crate::pipe::{Capacity, Command, PeerMeta, PipeEnd, Signal};
@@ -33,6 +35,8 @@ struct Inner {
     inproc: Mutex<HashMap<String, Entry>>,
     next_socket_id: AtomicU64,
     io_threads: usize,
+    /// The I/O threads, started by the first network bind or connect.
+    engine: Mutex<Option<Arc<Engine>>>,
 }
 
 /// The container of sockets: cheap to clone, `Send + Sync`. Sockets of one context reach each other
@@ -62,6 +66,7 @@ impl ContextBuilder {
                 inproc: Mutex::new(HashMap::new()),
                 next_socket_id: AtomicU64::new(1),
                 io_threads: self.io_threads,
+                engine: Mutex::new(None),
             }),
         }
     }
@@ -101,6 +106,24 @@ impl Context {
     pub fn socket(&self, socket_type: SocketType) -> Result<Socket> {
         let id = self.inner.next_socket_id.fetch_add(1, Ordering::Relaxed);
         Ok(Socket::new(self.clone(), socket_type, id))
+    }
+
+    /// The I/O threads, started on first use.
+    pub(crate) fn engine(&self) -> Result<Arc<Engine>> {
+        let mut engine = self
+            .inner
+            .engine
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(e) = engine.as_ref() {
+            return Ok(e.clone());
+        }
+        let started = Arc::new(Engine::start(EngineConfig {
+            threads: self.inner.io_threads,
+            pin: None,
+        })?);
+        *engine = Some(started.clone());
+        Ok(started)
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {

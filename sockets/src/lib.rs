@@ -35,6 +35,7 @@ mod pipe;
 mod route;
 mod socket;
 mod subscriptions;
+mod transport;
 
 pub use context::{Context, ContextBuilder};
 pub use error::{Error, Result};

@@ -26,6 +26,20 @@ pub(crate) struct Options {
     pub(crate) router_mandatory: bool,
     /// XPUB: report every subscription, not only a topic's first.
     pub(crate) xpub_verbose: bool,
+    /// The largest frame accepted from a network peer (`MAXMSGSIZE`); `None`: no limit.
+    pub(crate) maxmsgsize: Option<u64>,
+    /// Deadline of a network handshake (`HANDSHAKE_IVL`).
+    pub(crate) handshake_ivl: Option<Duration>,
+    /// PING interval (`HEARTBEAT_IVL`); `None`: none.
+    pub(crate) heartbeat_ivl: Option<Duration>,
+    /// The TTL our PINGs announce (`HEARTBEAT_TTL`).
+    pub(crate) heartbeat_ttl: Option<Duration>,
+    /// How long after a PING the peer may stay silent (`HEARTBEAT_TIMEOUT`; default: the interval).
+    pub(crate) heartbeat_timeout: Option<Duration>,
+    /// Delay before reconnecting (`RECONNECT_IVL`).
+    pub(crate) reconnect_ivl: Duration,
+    /// Largest reconnect delay when doubling (`RECONNECT_IVL_MAX`; zero: no doubling).
+    pub(crate) reconnect_ivl_max: Duration,
 }
 
 impl Default for Options {
@@ -39,6 +53,13 @@ impl Default for Options {
             routing_id: Bytes::new(),
             router_mandatory: false,
             xpub_verbose: false,
+            maxmsgsize: None,
+            handshake_ivl: Some(Duration::from_secs(30)),
+            heartbeat_ivl: None,
+            heartbeat_ttl: None,
+            heartbeat_timeout: None,
+            reconnect_ivl: Duration::from_millis(100),
+            reconnect_ivl_max: Duration::ZERO,
         }
     }
 }
@@ -46,4 +67,9 @@ impl Default for Options {
 /// A capacity from two high-water marks: their sum, or unbounded if either is 0 (as libzmq's inproc).
 pub(crate) fn capacity(sender: usize, receiver: usize) -> Option<usize> {
     (sender != 0 && receiver != 0).then(|| sender.saturating_add(receiver))
+}
+
+/// A queue bound from a high-water mark: 0 means no bound.
+pub(crate) fn bound(hwm: usize) -> Option<usize> {
+    (hwm != 0).then_some(hwm)
 }

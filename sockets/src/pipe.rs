@@ -85,13 +85,23 @@ pub(crate) enum Command {
     Attach(PipeEnd),
 }
 
-/// Wakes the thread of one socket (or, later, an I/O thread).
+/// Whom a signal wakes.
+enum Wake {
+    /// A socket's thread, parked in a blocking call.
+    Thread(Unparker),
+    /// A session on an I/O thread.
+    Engine(zring_engine::Waker),
+}
+
+/// Wakes the owner of one end of some pipes: a socket's thread, or a session on an I/O thread.
 pub(crate) struct Signal {
-    /// Set by the owner before it parks and cleared when it wakes. Paired with the fence in
-    /// [`Signal::notify`]: a writer that published before reading `false` here is seen by the owner's
-    /// re-check after its own fence.
+    /// Set by the owner before it parks and cleared when it wakes (always set for a session, which is
+    /// woken on every notification). Paired with the fence in [`Signal::notify`]: a writer that
+    /// published before reading `false` here is seen by the owner's re-check after its own fence.
     parked: AtomicBool,
-    unparker: Unparker,
+    wake: Wake,
+    /// Set when the owning socket is dropped.
+    closed: AtomicBool,
     mail: Mutex<Vec<Command>>,
     /// Set (Release) after mail is added, read (Acquire) before taking it.
     has_mail: AtomicBool,
@@ -103,11 +113,33 @@ impl Signal {
         let parker = Parker::new();
         let signal = Arc::new(Signal {
             parked: AtomicBool::new(false),
-            unparker: parker.unparker().clone(),
+            wake: Wake::Thread(parker.unparker().clone()),
+            closed: AtomicBool::new(false),
             mail: Mutex::new(Vec::new()),
             has_mail: AtomicBool::new(false),
         });
         (signal, parker)
+    }
+
+    /// The signal of a session: every notification schedules it on its I/O thread.
+    pub(crate) fn for_session(waker: zring_engine::Waker) -> Arc<Signal> {
+        Arc::new(Signal {
+            parked: AtomicBool::new(true),
+            wake: Wake::Engine(waker),
+            closed: AtomicBool::new(false),
+            mail: Mutex::new(Vec::new()),
+            has_mail: AtomicBool::new(false),
+        })
+    }
+
+    /// Marks the owner gone (its socket was dropped) and wakes whoever waits on it.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// Whether the owner is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Wakes the owner if it is parked. Call after publishing what it waits for.
@@ -116,7 +148,10 @@ impl Signal {
         // fence in `Waiter::prepare`.
         fence(Ordering::SeqCst);
         if self.parked.load(Ordering::Relaxed) {
-            self.unparker.unpark();
+            match &self.wake {
+                Wake::Thread(unparker) => unparker.unpark(),
+                Wake::Engine(waker) => waker.wake(),
+            }
         }
     }
 

@@ -13,10 +13,12 @@ use crate::context::{Context, Party};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::msg::Msg;
-use crate::options::Options;
+use crate::options::{bound, Options};
 use crate::pattern::{self, Drops, Pattern, SendError};
-use crate::pipe::{Command, Parts, PeerMeta, PipeEnd, Waiter};
+use crate::pipe::{Capacity, Command, Parts, PeerMeta, PipeEnd, Waiter};
 use crate::route::{PipeId, Pipes};
+use crate::transport::session::SocketLink;
+use crate::transport::tcp;
 use crate::SocketType;
 
 /// A ZeroMQ socket. `Send` (move it to the thread that uses it), not `Sync`, as in libzmq.
@@ -39,6 +41,8 @@ pub struct Socket {
     receiving: VecDeque<Msg>,
     /// inproc names this socket bound.
     bound: Vec<String>,
+    /// Network listeners this socket runs.
+    listeners: Vec<zring_engine::ListenerId>,
     last_endpoint: Option<String>,
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -66,6 +70,7 @@ impl Socket {
             sending: Vec::new(),
             receiving: VecDeque::new(),
             bound: Vec::new(),
+            listeners: Vec::new(),
             last_endpoint: None,
             _not_sync: PhantomData,
         }
@@ -107,9 +112,41 @@ impl Socket {
         }
     }
 
-    /// Binds to an endpoint: `inproc://name` today; `tcp://` and `ipc://` with the I/O engine.
+    fn link(&self) -> SocketLink {
+        let o = &self.options;
+        let mut config = zring_zmtp::Config::new(self.socket_type);
+        config.identity = o.routing_id.clone();
+        config.max_msg_size = o.maxmsgsize;
+        config.handshake_ivl = o.handshake_ivl;
+        config.heartbeat_ivl = o.heartbeat_ivl;
+        config.heartbeat_ttl = o.heartbeat_ttl;
+        config.heartbeat_timeout = o.heartbeat_timeout;
+        SocketLink {
+            socket_type: self.socket_type,
+            signal: self.waiter.signal.clone(),
+            routing_id: o.routing_id.clone(),
+            sndhwm: o.sndhwm,
+            rcvhwm: o.rcvhwm,
+            config,
+        }
+    }
+
+    /// Binds to an endpoint: `inproc://name`, `tcp://host:port` (`*` for every interface, port 0 or
+    /// `*` for an ephemeral one: see [`Socket::last_endpoint`]).
     pub fn bind(&mut self, endpoint: &str) -> Result<()> {
         match Endpoint::parse(endpoint)? {
+            Endpoint::Tcp { host, port } => {
+                let engine = self.ctx.engine()?;
+                let target = tcp::Target {
+                    endpoint,
+                    host: &host,
+                    port,
+                };
+                let (id, resolved) = tcp::bind(&engine, 0, &target, self.link())?;
+                self.listeners.push(id);
+                self.last_endpoint = Some(resolved);
+                Ok(())
+            }
             Endpoint::Inproc(name) => {
                 let waiting = self.ctx.inproc_bind(&name, self.party())?;
                 for pending in waiting {
@@ -129,9 +166,53 @@ impl Socket {
         }
     }
 
-    /// Connects to an endpoint. Connecting before the peer binds works: messages queue meanwhile.
+    /// Connects to an endpoint. Connecting before the peer binds works: messages queue meanwhile, and
+    /// a network connection is made (and remade) in the background.
     pub fn connect(&mut self, endpoint: &str) -> Result<()> {
         match Endpoint::parse(endpoint)? {
+            Endpoint::Tcp { host, port } => {
+                let engine = self.ctx.engine()?;
+                // The pipe exists from now on, so that messages queue while the stream is down and
+                // survive reconnections; a ROUTER waits for the handshake to learn the routing id.
+                let pipe = if self.socket_type == SocketType::Router {
+                    None
+                } else {
+                    let (ours, theirs) = PipeEnd::pair(
+                        (
+                            Some(self.waiter.signal.clone()),
+                            PeerMeta {
+                                socket_type: self.socket_type,
+                                routing_id: Bytes::new(),
+                            },
+                        ),
+                        (
+                            None,
+                            PeerMeta {
+                                socket_type: self.socket_type,
+                                routing_id: self.options.routing_id.clone(),
+                            },
+                        ),
+                        Capacity {
+                            forward: bound(self.options.sndhwm),
+                            backward: bound(self.options.rcvhwm),
+                        },
+                    );
+                    self.attach(ours);
+                    Some(theirs)
+                };
+                let reconnect = zring_engine::Reconnect {
+                    ivl: self.options.reconnect_ivl,
+                    ivl_max: self.options.reconnect_ivl_max,
+                };
+                let target = tcp::Target {
+                    endpoint,
+                    host: &host,
+                    port,
+                };
+                tcp::connect(&engine, 0, &target, self.link(), pipe, reconnect)?;
+                self.last_endpoint = Some(endpoint.to_string());
+                Ok(())
+            }
             Endpoint::Inproc(name) => {
                 let end = self.ctx.inproc_connect(&name, self.party())?;
                 self.attach(end);
@@ -410,6 +491,49 @@ impl Socket {
         Ok(())
     }
 
+    /// The largest frame accepted from a network peer (`None`: no limit); a larger one closes that
+    /// connection.
+    pub fn set_maxmsgsize(&mut self, max: Option<u64>) -> Result<()> {
+        self.options.maxmsgsize = max;
+        Ok(())
+    }
+
+    /// Deadline for a network handshake (`None`: none).
+    pub fn set_handshake_ivl(&mut self, ivl: Option<Duration>) -> Result<()> {
+        self.options.handshake_ivl = ivl;
+        Ok(())
+    }
+
+    /// Send a PING every `ivl` on network connections (`None`: never).
+    pub fn set_heartbeat_ivl(&mut self, ivl: Option<Duration>) -> Result<()> {
+        self.options.heartbeat_ivl = ivl;
+        Ok(())
+    }
+
+    /// The TTL announced in our PINGs.
+    pub fn set_heartbeat_ttl(&mut self, ttl: Option<Duration>) -> Result<()> {
+        self.options.heartbeat_ttl = ttl;
+        Ok(())
+    }
+
+    /// How long a peer may stay silent after our PING before it is dropped (default: the interval).
+    pub fn set_heartbeat_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
+        self.options.heartbeat_timeout = timeout;
+        Ok(())
+    }
+
+    /// Delay before reconnecting a dropped connection (default 100 ms).
+    pub fn set_reconnect_ivl(&mut self, ivl: Duration) -> Result<()> {
+        self.options.reconnect_ivl = ivl;
+        Ok(())
+    }
+
+    /// Largest reconnect delay: the delay doubles up to it (zero, the default: no doubling).
+    pub fn set_reconnect_ivl_max(&mut self, max: Duration) -> Result<()> {
+        self.options.reconnect_ivl_max = max;
+        Ok(())
+    }
+
     /// XPUB: report every subscription received, not only the first for each topic.
     pub fn set_xpub_verbose(&mut self, on: bool) -> Result<()> {
         self.options.xpub_verbose = on;
@@ -422,6 +546,14 @@ impl Drop for Socket {
         for name in std::mem::take(&mut self.bound) {
             self.ctx.inproc_unbind(&name, self.id);
         }
+        if !self.listeners.is_empty() {
+            if let Ok(engine) = self.ctx.engine() {
+                for id in self.listeners.drain(..) {
+                    engine.stop_listener(id);
+                }
+            }
+        }
+        self.waiter.signal.close();
         // Dropping the pipes closes our ends: peers read what we queued, then let go.
     }
 }

@@ -1,0 +1,51 @@
+//! What the socket layer plugs into each stream: the engine moves bytes and runs the codec; a
+//! [`Session`] decides what the frames mean (pipes, routing, subscriptions).
+
+use std::io;
+
+use zring_zmtp::{Config, Connection, EventRef, PeerInfo};
+
+use crate::Waker;
+
+/// Why a connection ended.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Disconnect<'a> {
+    /// The peer closed the stream.
+    Eof,
+    /// The operating system reported an error (including a refused or failed connect).
+    Io(&'a io::Error),
+    /// The codec refused the peer or a deadline passed.
+    Protocol(&'a zring_zmtp::Error),
+    /// The session refused the peer after the handshake (e.g. a second PAIR peer).
+    Refused,
+}
+
+/// The socket side of one stream. Called only on the stream's I/O thread.
+pub trait Session: Send {
+    /// The codec configuration for a new connection (each reconnect makes a new one).
+    fn config(&self) -> Config;
+    /// The handshake completed. Returning false refuses the peer: the connection is closed.
+    fn on_ready(&mut self, peer: &PeerInfo) -> bool;
+    /// Something arrived after the handshake. Message frames are borrowed from the read buffer.
+    fn on_event(&mut self, event: EventRef<'_>);
+    /// Whether more input may be read now. False pauses reading until the session's waker is woken
+    /// (its queue to the socket is at its high-water mark).
+    fn accepting(&mut self) -> bool;
+    /// Moves messages queued by the socket into `conn`. Returns true if more remain (the engine calls
+    /// again once the batch is written).
+    fn fill(&mut self, conn: &mut Connection) -> bool;
+    /// The connection ended. Returns true to reconnect (connecting side).
+    fn on_disconnect(&mut self, why: Disconnect<'_>) -> bool;
+    /// Whether the session is done (its socket is gone and nothing is left to send).
+    fn finished(&mut self) -> bool;
+}
+
+/// Makes the session of each accepted stream.
+pub trait SessionFactory: Send + Sync {
+    /// A session for a new stream; `waker` schedules it on its I/O thread.
+    fn session(&self, waker: Waker) -> Box<dyn Session>;
+}
+
+/// Makes the session of an outgoing connection, once its waker exists.
+pub type MakeSession = Box<dyn FnOnce(Waker) -> Box<dyn Session> + Send>;

@@ -1,0 +1,104 @@
+//! Waking an I/O thread from other threads: a queue of commands, a queue of sessions that have work,
+//! and an eventfd that is written only when the thread is asleep.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crossbeam_queue::SegQueue;
+
+use crate::thread::Command;
+
+/// What an I/O thread shares with the threads that talk to it.
+pub(crate) struct Shared {
+    /// Work for the thread (new listeners, connects, shutdown).
+    pub(crate) commands: SegQueue<Command>,
+    /// Connections whose session has work (a message queued, room made for input).
+    pub(crate) ready: SegQueue<usize>,
+    /// Set by the thread before it waits in the kernel. Paired with the fence in [`Shared::notify`]: a
+    /// producer that pushed before reading `false` is seen by the thread's re-check after its fence.
+    sleeping: AtomicBool,
+    /// Readable while a wake-up is pending; the thread always has a read of it in flight.
+    pub(crate) eventfd: File,
+}
+
+impl Shared {
+    pub(crate) fn new() -> std::io::Result<Shared> {
+        // SAFETY: eventfd(2) takes no pointers; the result is checked before use.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a new descriptor that nothing else owns.
+        let eventfd = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        Ok(Shared {
+            commands: SegQueue::new(),
+            ready: SegQueue::new(),
+            sleeping: AtomicBool::new(false),
+            eventfd,
+        })
+    }
+
+    /// Wakes the thread if it is asleep. Call after pushing work.
+    pub(crate) fn notify(&self) {
+        // SYNC POINT: orders the caller's push before the read of `sleeping`; pairs with the fence
+        // in `prepare_sleep`.
+        fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::Relaxed) {
+            // A full counter (EAGAIN) already means "wake up": nothing is lost by ignoring it.
+            let _ = (&self.eventfd).write(&1u64.to_ne_bytes());
+        }
+    }
+
+    /// Announces that the thread is about to sleep; it must re-check both queues afterwards.
+    pub(crate) fn prepare_sleep(&self) {
+        self.sleeping.store(true, Ordering::Relaxed);
+        // SYNC POINT: pairs with the fence in `notify`.
+        fence(Ordering::SeqCst);
+    }
+
+    /// The thread is awake.
+    pub(crate) fn awake(&self) {
+        self.sleeping.store(false, Ordering::Relaxed);
+    }
+
+    pub(crate) fn has_work(&self) -> bool {
+        !self.commands.is_empty() || !self.ready.is_empty()
+    }
+}
+
+/// Tells an I/O thread that one connection's session has work. Cheap to clone; waking twice before
+/// the thread looks costs one queue entry.
+#[derive(Clone)]
+pub struct Waker {
+    shared: Arc<Shared>,
+    conn: usize,
+    /// Set while the connection is in the ready queue.
+    scheduled: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Waker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waker").field("conn", &self.conn).finish()
+    }
+}
+
+impl Waker {
+    pub(crate) fn new(shared: Arc<Shared>, conn: usize, scheduled: Arc<AtomicBool>) -> Waker {
+        Waker {
+            shared,
+            conn,
+            scheduled,
+        }
+    }
+
+    /// Schedules the connection's session on its I/O thread.
+    pub fn wake(&self) {
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            self.shared.ready.push(self.conn);
+            self.shared.notify();
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The session of one network stream: it sits on the stream's I/O thread between the codec and the
+//! socket's pipe. Frames from the peer become whole messages in the pipe; messages from the socket
+//! become frames; subscriptions change form on the way (`\x01topic` messages inside, SUBSCRIBE and
+//! CANCEL commands on a 3.1 wire).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use zring_engine::{Disconnect, Session, Waker};
+use zring_zmtp::{Config, Connection, EventRef, PeerInfo};
+
+use crate::msg::{Msg, INLINE_CAP};
+use crate::options::bound;
+use crate::pipe::{Capacity, Command, Parts, PeerMeta, PipeEnd, Signal};
+use crate::subscriptions::Subscriptions;
+use crate::SocketType;
+
+/// How many messages one `fill` moves from the pipe to the codec.
+const FILL_BATCH: usize = 256;
+
+/// What a session needs to know of its socket.
+#[derive(Clone)]
+pub(crate) struct SocketLink {
+    pub(crate) socket_type: SocketType,
+    /// Wakes the socket and carries new pipes to it.
+    pub(crate) signal: Arc<Signal>,
+    pub(crate) routing_id: Bytes,
+    pub(crate) sndhwm: usize,
+    pub(crate) rcvhwm: usize,
+    pub(crate) config: Config,
+}
+
+pub(crate) struct TcpSession {
+    link: SocketLink,
+    /// Our own signal: wakes this session on its I/O thread.
+    signal: Arc<Signal>,
+    /// The pipe to the socket: made at connect time on a connecting side (so that messages queue while
+    /// disconnected), at the handshake otherwise.
+    pipe: Option<PipeEnd>,
+    /// A connecting side keeps its pipe across reconnections.
+    connecting: bool,
+    /// Frames of the message being received.
+    inbound: Vec<Msg>,
+    /// Whole messages the pipe had no room for: delivered before reading more from the stream.
+    overflow: VecDeque<Parts>,
+    /// What a SUB/XSUB session has sent upstream, to send again after a reconnection.
+    subscriptions: Subscriptions,
+    /// Send the subscriptions on the next fill (a new stream).
+    resubscribe: bool,
+}
+
+impl TcpSession {
+    /// A session for an accepted stream: its pipe is made at the handshake.
+    pub(crate) fn accepted(link: SocketLink, waker: Waker) -> TcpSession {
+        TcpSession::new(link, waker, None, false)
+    }
+
+    /// A session for an outgoing connection, with the session's end of a pipe already attached to the
+    /// socket (or `None` for a ROUTER, which must learn the peer's routing id first).
+    pub(crate) fn connecting(link: SocketLink, waker: Waker, pipe: Option<PipeEnd>) -> TcpSession {
+        TcpSession::new(link, waker, pipe, true)
+    }
+
+    fn new(link: SocketLink, waker: Waker, pipe: Option<PipeEnd>, connecting: bool) -> TcpSession {
+        let signal = Signal::for_session(waker);
+        if let Some(p) = &pipe {
+            p.attach_signal(signal.clone());
+        }
+        TcpSession {
+            link,
+            signal,
+            pipe,
+            connecting,
+            inbound: Vec::new(),
+            overflow: VecDeque::new(),
+            subscriptions: Subscriptions::default(),
+            resubscribe: false,
+        }
+    }
+
+    fn deliver(&mut self, msg: Parts) {
+        let Some(pipe) = &self.pipe else {
+            return;
+        };
+        if !self.overflow.is_empty() {
+            self.overflow.push_back(msg);
+            return;
+        }
+        if let Err(back) = pipe.try_send(msg) {
+            self.overflow.push_back(back);
+        }
+    }
+}
+
+fn subscription_msg(on: bool, topic: &[u8]) -> Parts {
+    let mut body = Vec::with_capacity(topic.len() + 1);
+    body.push(u8::from(on));
+    body.extend_from_slice(topic);
+    Parts::one(Msg::from(body))
+}
+
+impl Session for TcpSession {
+    fn config(&self) -> Config {
+        self.link.config.clone()
+    }
+
+    fn on_ready(&mut self, peer: &PeerInfo) -> bool {
+        self.inbound.clear();
+        if self.link.signal.is_closed() {
+            return false;
+        }
+        if self.pipe.is_none() {
+            let socket_side = (
+                Some(self.link.signal.clone()),
+                PeerMeta {
+                    socket_type: peer.socket_type,
+                    routing_id: peer.identity.clone(),
+                },
+            );
+            let session_side = (
+                Some(self.signal.clone()),
+                PeerMeta {
+                    socket_type: self.link.socket_type,
+                    routing_id: self.link.routing_id.clone(),
+                },
+            );
+            let (theirs, ours) = PipeEnd::pair(
+                socket_side,
+                session_side,
+                Capacity {
+                    forward: bound(self.link.sndhwm),
+                    backward: bound(self.link.rcvhwm),
+                },
+            );
+            self.link.signal.post(Command::Attach(theirs));
+            self.pipe = Some(ours);
+        }
+        self.resubscribe = true;
+        true
+    }
+
+    fn on_event(&mut self, event: EventRef<'_>) {
+        match event {
+            EventRef::Frame(view) => {
+                let more = view.more();
+                let msg = if view.body().len() <= INLINE_CAP {
+                    Msg::copy_from_slice(view.body())
+                } else {
+                    Msg::from(view.into_bytes())
+                };
+                self.inbound.push(msg);
+                if !more {
+                    let parts = Parts::from_vec(std::mem::take(&mut self.inbound));
+                    self.deliver(parts);
+                }
+            }
+            EventRef::Subscribe(topic) => self.deliver(subscription_msg(true, &topic)),
+            EventRef::Cancel(topic) => self.deliver(subscription_msg(false, &topic)),
+            EventRef::Ready(_) => {}
+        }
+    }
+
+    fn accepting(&mut self) -> bool {
+        let Some(pipe) = &self.pipe else {
+            return true;
+        };
+        while let Some(msg) = self.overflow.pop_front() {
+            if let Err(back) = pipe.try_send(msg) {
+                self.overflow.push_front(back);
+                return false;
+            }
+        }
+        true
+    }
+
+    fn fill(&mut self, conn: &mut Connection) -> bool {
+        let subscriber = self.link.socket_type.is_subscriber();
+        if std::mem::take(&mut self.resubscribe) && subscriber {
+            for (topic, count) in self.subscriptions.counts() {
+                for _ in 0..count {
+                    let _ = conn.subscribe(topic);
+                }
+            }
+        }
+        let Some(pipe) = &self.pipe else {
+            return false;
+        };
+        for _ in 0..FILL_BATCH {
+            let Some(msg) = pipe.try_recv() else {
+                return false;
+            };
+            if subscriber && msg.len() == 1 {
+                let first = msg.first();
+                let topic = first.get(1..).unwrap_or_default();
+                match first.first() {
+                    Some(1) => {
+                        self.subscriptions.add(Bytes::copy_from_slice(topic));
+                        let _ = conn.subscribe(topic);
+                        continue;
+                    }
+                    Some(0) => {
+                        self.subscriptions.remove(topic);
+                        let _ = conn.cancel(topic);
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            for frame in msg.into_frames() {
+                let more = frame.more();
+                let _ = conn.send_frame(frame.into_bytes(), more);
+            }
+        }
+        pipe.readable()
+    }
+
+    fn on_disconnect(&mut self, _why: Disconnect<'_>) -> bool {
+        // A message is all its frames or none: a partial one dies with the stream.
+        self.inbound.clear();
+        if self.connecting && !self.link.signal.is_closed() {
+            return true;
+        }
+        // The accepting side's queue goes with the stream (spec 28-30: "SHALL destroy").
+        self.pipe = None;
+        false
+    }
+
+    fn finished(&mut self) -> bool {
+        match &self.pipe {
+            Some(pipe) => pipe.finished(),
+            None => self.link.signal.is_closed(),
+        }
+    }
+}

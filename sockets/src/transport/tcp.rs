@@ -1,0 +1,96 @@
+//! `tcp://`: listeners and outgoing connections on the context's I/O threads.
+
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::Arc;
+
+use zring_engine::{Engine, ListenerId, Reconnect, Session, SessionFactory, Waker};
+
+use super::session::{SocketLink, TcpSession};
+use crate::error::{Error, Result};
+use crate::pipe::PipeEnd;
+
+struct Factory {
+    link: SocketLink,
+}
+
+impl SessionFactory for Factory {
+    fn session(&self, waker: Waker) -> Box<dyn Session> {
+        Box::new(TcpSession::accepted(self.link.clone(), waker))
+    }
+}
+
+/// Where to bind or connect: the endpoint as given, and its parts.
+pub(crate) struct Target<'a> {
+    pub(crate) endpoint: &'a str,
+    pub(crate) host: &'a str,
+    pub(crate) port: u16,
+}
+
+fn resolve(
+    Target {
+        endpoint,
+        host,
+        port,
+    }: &Target<'_>,
+) -> Result<Vec<SocketAddr>> {
+    let host = if *host == "*" { "0.0.0.0" } else { host };
+    let addrs: Vec<SocketAddr> = (host, *port)
+        .to_socket_addrs()
+        .map_err(|_| Error::InvalidEndpoint {
+            endpoint: endpoint.to_string(),
+            reason: "the host does not resolve",
+        })?
+        .collect();
+    if addrs.is_empty() {
+        return Err(Error::InvalidEndpoint {
+            endpoint: endpoint.to_string(),
+            reason: "the host does not resolve",
+        });
+    }
+    Ok(addrs)
+}
+
+/// Binds and starts accepting. Returns the listener and the endpoint as bound (the port chosen).
+pub(crate) fn bind(
+    engine: &Engine,
+    thread: usize,
+    target: &Target<'_>,
+    link: SocketLink,
+) -> Result<(ListenerId, String)> {
+    let addrs = resolve(target)?;
+    let endpoint = target.endpoint;
+    let listener = TcpListener::bind(&addrs[..]).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => Error::AddressInUse {
+            endpoint: endpoint.to_string(),
+        },
+        _ => Error::Io(e),
+    })?;
+    let local = listener.local_addr()?;
+    let id = engine.listen(thread, listener, Arc::new(Factory { link }));
+    Ok((id, format!("tcp://{local}")))
+}
+
+/// Starts connecting (and reconnecting) in the background.
+pub(crate) fn connect(
+    engine: &Engine,
+    thread: usize,
+    target: &Target<'_>,
+    link: SocketLink,
+    pipe: Option<PipeEnd>,
+    reconnect: Reconnect,
+) -> Result<()> {
+    if target.port == 0 {
+        return Err(Error::InvalidEndpoint {
+            endpoint: target.endpoint.to_string(),
+            reason: "a connect needs a port",
+        });
+    }
+    let addrs = resolve(target)?;
+    engine.connect(
+        thread,
+        addrs,
+        reconnect,
+        Box::new(move |waker| Box::new(TcpSession::connecting(link, waker, pipe))),
+    );
+    Ok(())
+}
