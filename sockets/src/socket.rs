@@ -182,14 +182,15 @@ impl Socket {
                             Some(self.waiter.signal.clone()),
                             PeerMeta {
                                 socket_type: self.socket_type,
-                                routing_id: Bytes::new(),
+                                routing_id: self.options.routing_id.clone(),
                             },
                         ),
+                        // The remote peer, as far as it is known before the handshake.
                         (
                             None,
                             PeerMeta {
                                 socket_type: self.socket_type,
-                                routing_id: self.options.routing_id.clone(),
+                                routing_id: Bytes::new(),
                             },
                         ),
                         Capacity {

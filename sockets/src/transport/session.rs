@@ -111,18 +111,20 @@ impl Session for TcpSession {
             return false;
         }
         if self.pipe.is_none() {
+            // Each side's meta describes that side's owner as its peer sees it: the socket sees the
+            // remote peer through this session.
             let socket_side = (
                 Some(self.link.signal.clone()),
                 PeerMeta {
-                    socket_type: peer.socket_type,
-                    routing_id: peer.identity.clone(),
+                    socket_type: self.link.socket_type,
+                    routing_id: self.link.routing_id.clone(),
                 },
             );
             let session_side = (
                 Some(self.signal.clone()),
                 PeerMeta {
-                    socket_type: self.link.socket_type,
-                    routing_id: self.link.routing_id.clone(),
+                    socket_type: peer.socket_type,
+                    routing_id: peer.identity.clone(),
                 },
             );
             let (theirs, ours) = PipeEnd::pair(

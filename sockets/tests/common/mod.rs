@@ -1,0 +1,116 @@
+//! Helpers shared by the socket tests: a transport-neutral way to bind and connect, and bounded waits
+//! for what happens in the background on network transports (connections, subscriptions).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use zring::{Context, Socket, SocketType};
+
+/// Every receive and send in the tests waits at most this long.
+pub(crate) const WATCHDOG: Duration = Duration::from_secs(5);
+
+/// A transport under test.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Transport {
+    Inproc,
+    Tcp,
+}
+
+static NEXT_NAME: AtomicUsize = AtomicUsize::new(0);
+
+/// A context and a transport.
+pub(crate) struct Net {
+    pub(crate) ctx: Context,
+    pub(crate) transport: Transport,
+}
+
+impl Net {
+    pub(crate) fn new(transport: Transport) -> Net {
+        Net {
+            ctx: Context::new(),
+            transport,
+        }
+    }
+
+    /// A socket whose blocking calls give up after [`WATCHDOG`].
+    pub(crate) fn socket(&self, t: SocketType) -> Socket {
+        let mut s = self.ctx.socket(t).unwrap();
+        s.set_rcvtimeo(Some(WATCHDOG)).unwrap();
+        s.set_sndtimeo(Some(WATCHDOG)).unwrap();
+        s
+    }
+
+    /// Binds `s` on a fresh address and returns the endpoint peers connect to.
+    pub(crate) fn bind(&self, s: &mut Socket) -> String {
+        match self.transport {
+            Transport::Inproc => {
+                let n = NEXT_NAME.fetch_add(1, Ordering::Relaxed);
+                let ep = format!("inproc://test-{n}");
+                s.bind(&ep).unwrap();
+                ep
+            }
+            Transport::Tcp => {
+                s.bind("tcp://127.0.0.1:0").unwrap();
+                s.last_endpoint().unwrap()
+            }
+        }
+    }
+
+    /// A bound socket of type `t` and its endpoint.
+    pub(crate) fn bound(&self, t: SocketType) -> (Socket, String) {
+        let mut s = self.socket(t);
+        let ep = self.bind(&mut s);
+        (s, ep)
+    }
+
+    /// A socket of type `t` connected to `ep`.
+    pub(crate) fn connected(&self, t: SocketType, ep: &str) -> Socket {
+        let mut s = self.socket(t);
+        s.connect(ep).unwrap();
+        s
+    }
+}
+
+/// Waits until `s` has `n` peers attached (bounded by [`WATCHDOG`]).
+pub(crate) fn wait_peers(s: &mut Socket, n: usize) {
+    let deadline = Instant::now() + WATCHDOG;
+    while s.peer_count() < n {
+        assert!(Instant::now() < deadline, "{} peers never attached", n);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Waits until what `publisher` sends reaches `sub` (the slow-joiner effect): publishes a probe until
+/// one arrives, then a last marker, and drains the probes up to it.
+pub(crate) fn sync_pubsub(publisher: &mut Socket, sub: &mut Socket) {
+    sub.subscribe("\x7fsync").unwrap();
+    let deadline = Instant::now() + WATCHDOG;
+    sub.set_rcvtimeo(Some(Duration::from_millis(5))).unwrap();
+    loop {
+        publisher.send("\x7fsync").unwrap();
+        if sub.recv().is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "subscriptions never reached the publisher"
+        );
+    }
+    sub.set_rcvtimeo(Some(WATCHDOG)).unwrap();
+    publisher.send("\x7fsync-end").unwrap();
+    while sub.recv_string().unwrap() != "\x7fsync-end" {}
+    sub.unsubscribe("\x7fsync").unwrap();
+}
+
+/// Instantiates each named test for every transport.
+#[macro_export]
+macro_rules! for_transports {
+    ($($name:ident),* $(,)?) => {
+        mod inproc {
+            $(#[test] fn $name() { super::$name(&$crate::common::Net::new($crate::common::Transport::Inproc)); })*
+        }
+        mod tcp {
+            $(#[test] fn $name() { super::$name(&$crate::common::Net::new($crate::common::Transport::Tcp)); })*
+        }
+    };
+}
