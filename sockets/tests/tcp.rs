@@ -1,0 +1,198 @@
+//! What is specific to tcp://: reconnection with queued messages kept, and hostile peers that must be
+//! cut off without disturbing anyone else.
+
+#[allow(dead_code, reason = "shared helpers; this file uses the tcp ones")]
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{Net, Transport, WATCHDOG};
+use zring::{Error, Socket, SocketType};
+
+fn tcp() -> Net {
+    Net::new(Transport::Tcp)
+}
+
+/// Binds `t` at `endpoint`, retrying while the previous owner's listener is still closing.
+fn bind_again(net: &Net, t: SocketType, endpoint: &str) -> Socket {
+    let deadline = Instant::now() + WATCHDOG;
+    loop {
+        let mut s = net.socket(t);
+        match s.bind(endpoint) {
+            Ok(()) => return s,
+            Err(Error::AddressInUse { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("bind {endpoint}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn messages_queued_before_the_peer_exists_are_delivered_when_it_binds() {
+    let net = tcp();
+    // Find a free port, then release it.
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let endpoint = format!("tcp://127.0.0.1:{port}");
+    let mut push = net.socket(SocketType::Push);
+    push.set_reconnect_ivl(Duration::from_millis(10)).unwrap();
+    push.connect(&endpoint).unwrap();
+    for i in 0..5 {
+        push.send(format!("queued {i}")).unwrap();
+    }
+    let mut pull = bind_again(&net, SocketType::Pull, &endpoint);
+    for i in 0..5 {
+        assert_eq!(pull.recv_string().unwrap(), format!("queued {i}"));
+    }
+}
+
+#[test]
+fn a_connecting_socket_reconnects_to_a_restarted_peer() {
+    let net = tcp();
+    let (mut pull, endpoint) = net.bound(SocketType::Pull);
+    let mut push = net.socket(SocketType::Push);
+    push.set_reconnect_ivl(Duration::from_millis(10)).unwrap();
+    push.connect(&endpoint).unwrap();
+    push.send("before").unwrap();
+    assert_eq!(pull.recv_string().unwrap(), "before");
+    drop(pull);
+    let mut pull = bind_again(&net, SocketType::Pull, &endpoint);
+    // Messages written into the dying connection may be lost (TCP gives no receipts); everything
+    // sent once the new connection is up arrives, in order.
+    pull.set_rcvtimeo(Some(Duration::from_millis(10))).unwrap();
+    let deadline = Instant::now() + WATCHDOG;
+    let mut n = 0;
+    let first = loop {
+        push.send(format!("after {n}")).unwrap();
+        n += 1;
+        if let Ok(m) = pull.recv_string() {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "never reconnected");
+    };
+    let mut expected: usize = first.trim_start_matches("after ").parse().unwrap();
+    pull.set_rcvtimeo(Some(WATCHDOG)).unwrap();
+    push.send("last").unwrap();
+    loop {
+        let m = pull.recv_string().unwrap();
+        if m == "last" {
+            break;
+        }
+        expected += 1;
+        assert_eq!(m, format!("after {expected}"));
+    }
+    assert_eq!(expected, n - 1, "nothing lost after the reconnection");
+}
+
+fn greeting(mechanism: &[u8], major: u8) -> Vec<u8> {
+    let mut g = vec![0u8; 64];
+    g[0] = 0xFF;
+    g[9] = 0x7F;
+    g[10] = major;
+    g[11] = 1;
+    g[12..12 + mechanism.len()].copy_from_slice(mechanism);
+    g
+}
+
+fn ready(socket_type: &str) -> Vec<u8> {
+    let mut body = b"\x05READY\x0bSocket-Type".to_vec();
+    body.extend_from_slice(&(socket_type.len() as u32).to_be_bytes());
+    body.extend_from_slice(socket_type.as_bytes());
+    let mut out = vec![0x04, body.len() as u8];
+    out.extend(body);
+    out
+}
+
+/// Sends `bytes` on a raw connection and waits until the server closes it.
+fn closed_by_server(endpoint: &str, bytes: &[u8]) -> bool {
+    let mut s = TcpStream::connect(endpoint.trim_start_matches("tcp://")).unwrap();
+    s.set_read_timeout(Some(WATCHDOG)).unwrap();
+    let _ = s.write_all(bytes);
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + WATCHDOG;
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return true,
+            Ok(_) => {}
+        }
+    }
+    false
+}
+
+fn rss_kib() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4
+}
+
+#[test]
+fn hostile_peers_are_cut_off_while_a_good_peer_keeps_going() {
+    let net = tcp();
+    let mut pull = net.socket(SocketType::Pull);
+    pull.set_maxmsgsize(Some(1 << 20)).unwrap();
+    pull.set_handshake_ivl(Some(Duration::from_millis(50)))
+        .unwrap();
+    let endpoint = net.bind(&mut pull);
+    let mut good = net.connected(SocketType::Push, &endpoint);
+
+    let mut oversized = greeting(b"NULL", 3);
+    oversized.extend(ready("PUSH"));
+    oversized.extend_from_slice(b"\x02\x00\x00\x00\x00\x40\x00\x00\x00"); // claims 1 GiB
+    let mut lying_ready = greeting(b"NULL", 3);
+    lying_ready.extend_from_slice(b"\x04\x0e\x05READY\x01A\xff\xff\xff\xff\x00\x00");
+    let mut wrong_type = greeting(b"NULL", 3);
+    wrong_type.extend(ready("PUB"));
+    let mut message_first = greeting(b"NULL", 3);
+    message_first.extend_from_slice(b"\x00\x03abc");
+    let cases: [(&str, Vec<u8>); 8] = [
+        ("bad signature", b"GET / HTTP/1.1\r\n\r\n".to_vec()),
+        ("ZMTP 1.0", b"\x05\x00ABCD".to_vec()),
+        ("ZMTP 2.0", greeting(b"NULL", 1)),
+        ("wrong mechanism", greeting(b"PLAIN", 3)),
+        ("oversized frame", oversized),
+        ("READY with a lying length", lying_ready),
+        ("forbidden socket type", wrong_type),
+        ("a stalled greeting", greeting(b"NULL", 3)[..20].to_vec()),
+    ];
+    let baseline = rss_kib();
+    for round in 0..20 {
+        for (what, bytes) in &cases {
+            assert!(closed_by_server(&endpoint, bytes), "{what} was not closed");
+        }
+        // The good peer is served all along.
+        good.send(format!("good {round}")).unwrap();
+        assert_eq!(pull.recv_string().unwrap(), format!("good {round}"));
+        // And a message before any handshake never reached the socket.
+        assert!(closed_by_server(&endpoint, &message_first));
+    }
+    let grown = rss_kib().saturating_sub(baseline);
+    assert!(
+        grown < 16 * 1024,
+        "memory grew by {grown} KiB over 180 hostile connections"
+    );
+    assert_eq!(pull.peer_count(), 1, "only the good peer is attached");
+    pull.set_rcvtimeo(Some(Duration::ZERO)).unwrap();
+    assert!(
+        matches!(pull.recv(), Err(Error::WouldBlock)),
+        "nothing hostile was delivered"
+    );
+}
+
+#[test]
+fn a_second_peer_of_a_pair_is_refused_over_tcp() {
+    let net = tcp();
+    let (mut a, ep) = net.bound(SocketType::Pair);
+    let mut b = net.connected(SocketType::Pair, &ep);
+    b.send("first").unwrap();
+    assert_eq!(a.recv_string().unwrap(), "first");
+    let mut intruder = net.connected(SocketType::Pair, &ep);
+    intruder.send("intrusion").unwrap();
+    b.send("second").unwrap();
+    assert_eq!(a.recv_string().unwrap(), "second");
+    assert_eq!(a.peer_count(), 1);
+}
