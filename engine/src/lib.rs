@@ -13,7 +13,6 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 pub use session::{Disconnect, MakeSession, Session, SessionFactory};
 pub use thread::Reconnect;
@@ -36,13 +35,11 @@ struct Handle {
     join: Option<JoinHandle<()>>,
 }
 
-/// A set of I/O threads. Dropping it flushes what is queued for up to the given linger, then stops
-/// the threads.
+/// A set of I/O threads. Dropping it waits until every session is finished (its socket's messages
+/// delivered or its linger passed), then stops the threads.
 pub struct Engine {
     threads: Vec<Handle>,
     next_listener: AtomicU64,
-    /// How long dropping the engine waits for queued output.
-    linger: Duration,
 }
 
 impl std::fmt::Debug for Engine {
@@ -103,13 +100,7 @@ impl Engine {
         Ok(Engine {
             threads,
             next_listener: AtomicU64::new(1),
-            linger: Duration::from_secs(30),
         })
-    }
-
-    /// How long dropping the engine waits for queued output (default 30 s).
-    pub fn set_linger(&mut self, linger: Duration) {
-        self.linger = linger;
     }
 
     /// The number of I/O threads.
@@ -170,9 +161,8 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        let deadline = Instant::now() + self.linger;
         for h in &self.threads {
-            h.shared.commands.push(Command::Shutdown { deadline });
+            h.shared.commands.push(Command::Shutdown);
             h.shared.notify();
         }
         for h in &mut self.threads {

@@ -37,8 +37,13 @@ pub trait Session: Send {
     fn fill(&mut self, conn: &mut Connection) -> bool;
     /// The connection ended. Returns true to reconnect (connecting side).
     fn on_disconnect(&mut self, why: Disconnect<'_>) -> bool;
-    /// Whether the session is done (its socket is gone and nothing is left to send).
+    /// Whether the session is done (its socket is gone and nothing is left to send, or its linger
+    /// passed).
     fn finished(&mut self) -> bool;
+    /// Whether output not yet written may be dropped (the socket's linger passed).
+    fn abandoned(&mut self) -> bool {
+        false
+    }
 }
 
 /// Makes the session of each accepted stream.

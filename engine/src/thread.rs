@@ -25,6 +25,8 @@ use crate::waker::{Shared, Waker};
 const READ_BUFFER: usize = 64 * 1024;
 /// The most iovecs in one write (Linux's `IOV_MAX` is 1024).
 const MAX_IOV: usize = 512;
+/// How often a shutting-down thread looks at lingering sessions.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(5);
 /// How many times a session is asked to fill in one turn before the batch is written.
 const FILL_ROUNDS: usize = 4;
 
@@ -61,9 +63,7 @@ pub(crate) enum Command {
         reconnect: Reconnect,
         make: MakeSession,
     },
-    Shutdown {
-        deadline: Instant,
-    },
+    Shutdown,
 }
 
 enum Op {
@@ -192,14 +192,17 @@ impl IoThread {
             }
             let now = Instant::now();
             self.timers(now);
-            if let Some(deadline) = self.shutdown {
-                if now >= deadline || self.idle() {
-                    return;
-                }
+            if self.shutdown.is_some() && self.idle() {
+                self.exit();
+                return;
             }
-            let wait = self
+            let mut wait = self
                 .next_deadline()
                 .map(|d| d.saturating_duration_since(Instant::now()));
+            if self.shutdown.is_some() {
+                // Lingering sessions are looked at often while shutting down.
+                wait = Some(wait.map_or(SHUTDOWN_POLL, |w| w.min(SHUTDOWN_POLL)));
+            }
             self.shared.prepare_sleep();
             if self.shared.has_work() {
                 self.shared.awake();
@@ -210,6 +213,15 @@ impl IoThread {
             }
             self.completions();
         }
+    }
+
+    /// Stops: the ring is closed first; the operations still in flight (the eventfd read, accepts being
+    /// cancelled) keep their buffers for ever, so that the kernel's asynchronous teardown can never
+    /// write into freed memory. That is a few small buffers once per context.
+    fn exit(self) {
+        let IoThread { ring, ops, .. } = self;
+        drop(ring);
+        std::mem::forget(ops);
     }
 
     fn wait(&mut self, timeout: Option<Duration>) {
@@ -227,15 +239,13 @@ impl IoThread {
         let _ = result;
     }
 
-    /// Whether nothing is left to flush (for shutdown).
+    /// Whether every connection is gone (for shutdown: each goes once its session is finished,
+    /// which is when its socket's messages are delivered or its linger passed).
     fn idle(&mut self) -> bool {
-        self.conns.indices().into_iter().all(|i| {
-            self.conns.get_mut(i).is_none_or(|c| {
-                !c.write_inflight
-                    && c.out.is_empty()
-                    && c.codec.as_ref().is_none_or(|k| !k.wants_write())
-            })
-        })
+        for i in self.conns.indices() {
+            self.service(i);
+        }
+        self.conns.indices().is_empty()
     }
 
     fn next_deadline(&mut self) -> Option<Instant> {
@@ -258,7 +268,6 @@ impl IoThread {
                 take(l.retry_at);
             }
         }
-        take(self.shutdown);
         next
     }
 
@@ -311,8 +320,8 @@ impl IoThread {
                 ));
                 self.start_connect(inserted);
             }
-            Command::Shutdown { deadline } => {
-                self.shutdown = Some(deadline);
+            Command::Shutdown => {
+                self.shutdown = Some(Instant::now());
                 for i in self.listeners.indices() {
                     if let Some(l) = self.listeners.get_mut(i) {
                         l.stopped = true;
@@ -620,7 +629,8 @@ impl IoThread {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        if !c.write_inflight && c.out.is_empty() && c.session.finished() {
+        let flushed = !c.write_inflight && c.out.is_empty();
+        if c.session.finished() && (flushed || c.session.abandoned()) {
             self.close(conn, false);
         }
     }

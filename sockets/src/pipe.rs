@@ -102,6 +102,9 @@ pub(crate) struct Signal {
     wake: Wake,
     /// Set when the owning socket is dropped.
     closed: AtomicBool,
+    /// When the owner was dropped: until when its queued messages may still be delivered (`None`:
+    /// until they are).
+    linger: OnceLock<Option<Instant>>,
     mail: Mutex<Vec<Command>>,
     /// Set (Release) after mail is added, read (Acquire) before taking it.
     has_mail: AtomicBool,
@@ -115,6 +118,7 @@ impl Signal {
             parked: AtomicBool::new(false),
             wake: Wake::Thread(parker.unparker().clone()),
             closed: AtomicBool::new(false),
+            linger: OnceLock::new(),
             mail: Mutex::new(Vec::new()),
             has_mail: AtomicBool::new(false),
         });
@@ -127,14 +131,28 @@ impl Signal {
             parked: AtomicBool::new(true),
             wake: Wake::Engine(waker),
             closed: AtomicBool::new(false),
+            linger: OnceLock::new(),
             mail: Mutex::new(Vec::new()),
             has_mail: AtomicBool::new(false),
         })
     }
 
-    /// Marks the owner gone (its socket was dropped) and wakes whoever waits on it.
-    pub(crate) fn close(&self) {
+    /// Marks the owner gone (its socket was dropped); what it queued may be delivered until
+    /// `linger_until` (`None`: until it is).
+    pub(crate) fn close(&self, linger_until: Option<Instant>) {
+        let _ = self.linger.set(linger_until);
         self.closed.store(true, Ordering::Release);
+    }
+
+    /// Whether the owner is gone and its linger has passed.
+    pub(crate) fn linger_expired(&self) -> bool {
+        self.is_closed()
+            && self
+                .linger
+                .get()
+                .copied()
+                .flatten()
+                .is_some_and(|t| Instant::now() >= t)
     }
 
     /// Whether the owner is gone.

@@ -466,7 +466,8 @@ impl Socket {
         Ok(())
     }
 
-    /// How long messages still queued are kept after the socket is dropped (`None`: until delivered).
+    /// How long messages still queued are delivered after the socket is dropped (`None`, the default
+    /// as in libzmq: until they are; dropping the context waits for them). `Some(ZERO)` discards them.
     pub fn set_linger(&mut self, linger: Option<Duration>) -> Result<()> {
         self.options.linger = linger;
         Ok(())
@@ -554,7 +555,8 @@ impl Drop for Socket {
                 }
             }
         }
-        self.waiter.signal.close();
+        let linger_until = self.options.linger.map(|d| Instant::now() + d);
+        self.waiter.signal.close(linger_until);
         // Dropping the pipes closes our ends: peers read what we queued, then let go.
     }
 }

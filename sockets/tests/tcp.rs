@@ -196,3 +196,49 @@ fn a_second_peer_of_a_pair_is_refused_over_tcp() {
     assert_eq!(a.recv_string().unwrap(), "second");
     assert_eq!(a.peer_count(), 1);
 }
+
+fn free_endpoint() -> String {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("tcp://{}", probe.local_addr().unwrap())
+}
+
+#[test]
+fn a_dropped_socket_still_delivers_what_it_queued() {
+    let net = tcp();
+    let endpoint = free_endpoint();
+    let mut push = net.socket(SocketType::Push);
+    push.set_reconnect_ivl(Duration::from_millis(10)).unwrap();
+    push.connect(&endpoint).unwrap();
+    for i in 0..3 {
+        push.send(format!("{i}")).unwrap();
+    }
+    drop(push);
+    let mut pull = bind_again(&net, SocketType::Pull, &endpoint);
+    for i in 0..3 {
+        assert_eq!(pull.recv_string().unwrap(), format!("{i}"));
+    }
+}
+
+/// Drops `ctx` on another thread and says whether that finished within the watchdog.
+fn context_lets_go(ctx: zring::Context) -> bool {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(ctx);
+        let _ = done.send(());
+    });
+    finished.recv_timeout(WATCHDOG).is_ok()
+}
+
+#[test]
+fn dropping_the_context_waits_no_longer_than_the_lingers() {
+    for linger in [Duration::ZERO, Duration::from_millis(50)] {
+        let net = tcp();
+        let mut push = net.socket(SocketType::Push);
+        push.set_linger(Some(linger)).unwrap();
+        push.set_reconnect_ivl(Duration::from_millis(10)).unwrap();
+        push.connect(&free_endpoint()).unwrap();
+        push.send("nobody will take this").unwrap();
+        drop(push);
+        assert!(context_lets_go(net.ctx), "linger {linger:?}");
+    }
+}

@@ -107,10 +107,11 @@ impl Session for TcpSession {
 
     fn on_ready(&mut self, peer: &PeerInfo) -> bool {
         self.inbound.clear();
-        if self.link.signal.is_closed() {
-            return false;
-        }
         if self.pipe.is_none() {
+            if self.link.signal.is_closed() {
+                // The socket is gone: nobody to attach a new peer to.
+                return false;
+            }
             // Each side's meta describes that side's owner as its peer sees it: the socket sees the
             // remote peer through this session.
             let socket_side = (
@@ -220,7 +221,8 @@ impl Session for TcpSession {
     fn on_disconnect(&mut self, _why: Disconnect<'_>) -> bool {
         // A message is all its frames or none: a partial one dies with the stream.
         self.inbound.clear();
-        if self.connecting && !self.link.signal.is_closed() {
+        if self.connecting && !self.finished() {
+            // Reconnect, even for a closed socket whose queued messages are still within its linger.
             return true;
         }
         // The accepting side's queue goes with the stream (spec 28-30: "SHALL destroy").
@@ -230,8 +232,12 @@ impl Session for TcpSession {
 
     fn finished(&mut self) -> bool {
         match &self.pipe {
-            Some(pipe) => pipe.finished(),
+            Some(pipe) => pipe.finished() || self.link.signal.linger_expired(),
             None => self.link.signal.is_closed(),
         }
+    }
+
+    fn abandoned(&mut self) -> bool {
+        self.link.signal.linger_expired()
     }
 }
