@@ -1,0 +1,188 @@
+//! The `zring` tool, run as a user runs it, against zring and libzmq peers.
+
+use std::io::Write;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use zring::{Context, SocketType};
+
+const WATCHDOG: Duration = Duration::from_secs(10);
+
+fn zring() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_zring"));
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    c
+}
+
+fn free_endpoint() -> String {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("tcp://{}", probe.local_addr().unwrap())
+}
+
+fn socket(ctx: &Context, t: SocketType) -> zring::Socket {
+    let mut s = ctx.socket(t).unwrap();
+    s.set_rcvtimeo(Some(WATCHDOG)).unwrap();
+    s.set_sndtimeo(Some(WATCHDOG)).unwrap();
+    s
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits for the child, which exits by itself (every run has `--timeout`).
+fn finish(child: Child) -> Output {
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn pull_prints_frames_with_tabs_and_escapes() {
+    let ep = free_endpoint();
+    let child = zring()
+        .args(["pull", "--bind", &ep, "--count", "2", "--timeout", "10"])
+        .spawn()
+        .unwrap();
+    let ctx = Context::new();
+    let mut push = socket(&ctx, SocketType::Push);
+    push.connect(&ep).unwrap();
+    push.send("hello").unwrap();
+    push.send_multipart([&b"\x00a\xff"[..], b"b"]).unwrap();
+    let out = finish(child);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "hello\n\\x00a\\xff\tb\n");
+}
+
+#[test]
+fn push_sends_each_line_of_standard_input() {
+    let ctx = Context::new();
+    let mut pull = socket(&ctx, SocketType::Pull);
+    pull.bind("tcp://127.0.0.1:0").unwrap();
+    let ep = pull.last_endpoint().unwrap();
+    let mut child = zring()
+        .args(["push", "--connect", &ep, "--timeout", "10"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"one\ntwo\tthree\n")
+        .unwrap();
+    let out = finish(child);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(pull.recv_string().unwrap(), "one");
+    let two: Vec<String> = pull
+        .recv_multipart()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(two, ["two", "three"]);
+}
+
+#[test]
+fn req_prints_each_reply_and_rep_answers_or_echoes() {
+    let ctx = Context::new();
+    let mut rep = socket(&ctx, SocketType::Rep);
+    rep.bind("tcp://127.0.0.1:0").unwrap();
+    let ep = rep.last_endpoint().unwrap();
+    let child = zring()
+        .args([
+            "req",
+            "--connect",
+            &ep,
+            "--send",
+            "a",
+            "--send",
+            "b",
+            "--timeout",
+            "10",
+        ])
+        .spawn()
+        .unwrap();
+    for _ in 0..2 {
+        let q = rep.recv_string().unwrap();
+        rep.send(format!("re: {q}")).unwrap();
+    }
+    let out = finish(child);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "re: a\nre: b\n");
+
+    for (reply, expected) in [(Some("fixed"), "fixed"), (None, "echo me")] {
+        let ep = free_endpoint();
+        let mut args = vec!["rep", "--bind", &ep, "--count", "1", "--timeout", "10"];
+        if let Some(r) = reply {
+            args.extend(["--reply", r]);
+        }
+        let child = zring().args(&args).spawn().unwrap();
+        let mut req = socket(&ctx, SocketType::Req);
+        req.connect(&ep).unwrap();
+        req.send("echo me").unwrap();
+        assert_eq!(req.recv_string().unwrap(), expected);
+        let out = finish(child);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(stdout(&out), "echo me\n", "rep prints the request");
+    }
+}
+
+#[test]
+fn sub_prints_only_its_topics_from_a_libzmq_publisher() {
+    let zctx = zmq::Context::new();
+    let publisher = zctx.socket(zmq::PUB).unwrap();
+    publisher.bind("tcp://127.0.0.1:*").unwrap();
+    let ep = publisher.get_last_endpoint().unwrap().unwrap();
+    let mut child = zring()
+        .args([
+            "sub",
+            "--connect",
+            &ep,
+            "--subscribe",
+            "A",
+            "--count",
+            "1",
+            "--timeout",
+            "10",
+        ])
+        .spawn()
+        .unwrap();
+    // Slow joiner: publish until the tool has what it wanted and exits.
+    let deadline = Instant::now() + WATCHDOG;
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "sub never received");
+        publisher.send("B not this", 0).unwrap();
+        publisher.send("A this", 0).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let out = finish(child);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "A this\n");
+}
+
+#[test]
+fn errors_exit_non_zero_with_one_line() {
+    let bad = zring()
+        .args(["pull", "--bind", "nonsense"])
+        .output()
+        .unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ep = format!("tcp://{}", taken.local_addr().unwrap());
+    let refused = zring().args(["pull", "--bind", &ep]).output().unwrap();
+    let timeout = zring()
+        .args(["pull", "--bind", &free_endpoint(), "--timeout", "0.1"])
+        .output()
+        .unwrap();
+    for (out, says) in [
+        (bad, "invalid endpoint"),
+        (refused, "address already in use"),
+        (timeout, "timed out"),
+    ] {
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+    let help = zring().arg("--help").output().unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--subscribe"));
+}
