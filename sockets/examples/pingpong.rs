@@ -57,7 +57,7 @@ fn libzmq_rtts(endpoint: &str) -> Vec<Duration> {
     });
     let req = ctx.socket(zmq::REQ).unwrap();
     req.connect(&ep).unwrap();
-    let payload = vec![7u8; SIZE];
+    let payload = [7u8; SIZE];
     let mut rtts = Vec::with_capacity(TRIPS);
     for i in 0..TRIPS + 100 {
         let t = Instant::now();
