@@ -108,6 +108,10 @@ pub(crate) struct Signal {
     mail: Mutex<Vec<Command>>,
     /// Set (Release) after mail is added, read (Acquire) before taking it.
     has_mail: AtomicBool,
+    /// A poller waiting on this socket among others: woken like the owner while `watched` is set.
+    watcher: Mutex<Option<Unparker>>,
+    /// Whether `watcher` is set; read after the same fence as `parked`.
+    watched: AtomicBool,
 }
 
 impl Signal {
@@ -121,6 +125,8 @@ impl Signal {
             linger: OnceLock::new(),
             mail: Mutex::new(Vec::new()),
             has_mail: AtomicBool::new(false),
+            watcher: Mutex::new(None),
+            watched: AtomicBool::new(false),
         });
         (signal, parker)
     }
@@ -134,6 +140,8 @@ impl Signal {
             linger: OnceLock::new(),
             mail: Mutex::new(Vec::new()),
             has_mail: AtomicBool::new(false),
+            watcher: Mutex::new(None),
+            watched: AtomicBool::new(false),
         })
     }
 
@@ -171,6 +179,21 @@ impl Signal {
                 Wake::Engine(waker) => waker.wake(),
             }
         }
+        if self.watched.load(Ordering::Relaxed) {
+            if let Some(w) = &*self.watcher.lock().unwrap_or_else(PoisonError::into_inner) {
+                w.unpark();
+            }
+        }
+    }
+
+    /// Lets a poller's thread be woken by this signal (`None`: stop). The poller re-checks its
+    /// sockets after setting it, as an owner does after `Waiter::prepare`.
+    pub(crate) fn watch(&self, watcher: Option<Unparker>) {
+        let on = watcher.is_some();
+        *self.watcher.lock().unwrap_or_else(PoisonError::into_inner) = watcher;
+        self.watched.store(on, Ordering::Relaxed);
+        // SYNC POINT: pairs with the fence in `notify`, as `Waiter::prepare` does.
+        fence(Ordering::SeqCst);
     }
 
     /// Posts a command and wakes the owner.

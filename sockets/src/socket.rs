@@ -430,6 +430,11 @@ impl Socket {
             })
     }
 
+    /// The signal that wakes this socket's waiters (for the poller).
+    pub(crate) fn signal(&self) -> &std::sync::Arc<crate::pipe::Signal> {
+        &self.waiter.signal
+    }
+
     /// Whether a message can be received now without waiting.
     pub fn readable(&mut self) -> bool {
         self.process_mail();
