@@ -274,14 +274,10 @@ impl Queue {
         }
     }
 
-    /// Pops a message; the flag says whether the queue was full before (a writer may be waiting).
-    fn pop(&self) -> Option<(Parts, bool)> {
+    fn pop(&self) -> Option<Parts> {
         match self {
-            Queue::Bounded(q) => {
-                let was_full = q.is_full();
-                q.pop().map(|m| (m, was_full))
-            }
-            Queue::Unbounded(q) => q.pop().map(|m| (m, false)),
+            Queue::Bounded(q) => q.pop(),
+            Queue::Unbounded(q) => q.pop(),
         }
     }
 
@@ -308,6 +304,10 @@ struct Shared {
     signals: [OnceLock<Arc<Signal>>; 2],
     /// Side `i` has closed its end: it writes no more.
     closed: [AtomicBool; 2],
+    /// Side `i`'s writer found `queues[i]` full and waits for room. Set before the writer's last
+    /// retry and read after the reader's pop, each after a SeqCst fence (Dekker): either the retry
+    /// sees the room or the reader sees the flag.
+    want_room: [AtomicBool; 2],
 }
 
 /// Who is at the other end of a pipe.
@@ -352,6 +352,7 @@ impl PipeEnd {
             queues: [Queue::new(capacity.forward), Queue::new(capacity.backward)],
             signals: [signal(a.0), signal(b.0)],
             closed: [AtomicBool::new(false), AtomicBool::new(false)],
+            want_room: [AtomicBool::new(false), AtomicBool::new(false)],
         });
         (
             PipeEnd {
@@ -394,8 +395,19 @@ impl PipeEnd {
         &self.shared.queues[self.other()]
     }
 
-    /// Queues a message for the peer, or gives it back if the queue is at its high-water mark.
+    /// Queues a message for the peer, or gives it back if the queue is at its high-water mark (the
+    /// peer then wakes us when it makes room).
     pub(crate) fn try_send(&self, msg: Parts) -> Result<(), Parts> {
+        let msg = match self.out().push(msg) {
+            Ok(()) => {
+                self.notify_peer();
+                return Ok(());
+            }
+            Err(msg) => msg,
+        };
+        self.shared.want_room[self.side].store(true, Ordering::Relaxed);
+        // SYNC POINT: pairs with the fence in `try_recv` (see `Shared::want_room`).
+        fence(Ordering::SeqCst);
         self.out().push(msg)?;
         self.notify_peer();
         Ok(())
@@ -406,10 +418,13 @@ impl PipeEnd {
         !self.out().is_full() && !self.peer_closed()
     }
 
-    /// Takes the next message from the peer.
+    /// Takes the next message from the peer, waking the peer if it waits for room.
     pub(crate) fn try_recv(&self) -> Option<Parts> {
-        let (msg, was_full) = self.inq().pop()?;
-        if was_full {
+        let msg = self.inq().pop()?;
+        // SYNC POINT: pairs with the fence in `try_send` (see `Shared::want_room`).
+        fence(Ordering::SeqCst);
+        let flag = &self.shared.want_room[self.other()];
+        if flag.load(Ordering::Relaxed) && flag.swap(false, Ordering::Relaxed) {
             self.notify_peer();
         }
         Some(msg)
