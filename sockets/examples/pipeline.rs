@@ -1,6 +1,7 @@
 //! The ventilator / workers / sink pipeline passing JSON: the ventilator PUSHes 100 tasks to two
 //! workers, each worker does its task and PUSHes a result to the sink, which collects them in order of
-//! arrival. Run: `cargo run -p zring --example pipeline`.
+//! arrival. Run: `cargo run -p zring --example pipeline`, or with `-- external` to leave the work to
+//! two workers of another program (pyzmq's taskwork.py) on ports 5557 and 5558.
 
 use serde::{Deserialize, Serialize};
 use zring::{Context, SocketType};
@@ -46,7 +47,9 @@ fn main() -> zring::Result<()> {
     sink.bind("tcp://127.0.0.1:5558")?;
     let mut ventilator = ctx.socket(SocketType::Push)?;
     ventilator.bind("tcp://127.0.0.1:5557")?;
+    let external = std::env::args().nth(1).as_deref() == Some("external");
     let workers: Vec<_> = (0..2)
+        .filter(|_| !external)
         .map(|n| {
             let ctx = ctx.clone();
             std::thread::spawn(move || worker(ctx, n))

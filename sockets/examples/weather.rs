@@ -1,6 +1,7 @@
 //! The weather-update PUB/SUB: a server publishes "zipcode temperature humidity" for random zip
 //! codes; a client subscribes to one zip code (`subscribe("10001 ")`), averages 20 updates, and the
-//! server stops when the client is done. Run: `cargo run -p zring --example weather`.
+//! server stops when the client is done. Run: `cargo run -p zring --example weather`, or only the
+//! client against another server (pyzmq's wuserver.py): `-- client tcp://localhost:5556`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,8 +23,33 @@ impl Rng {
     }
 }
 
+/// Subscribes to zip code 10001 at `endpoint` and returns the average of 20 temperatures.
+fn client(ctx: &Context, endpoint: &str) -> zring::Result<f64> {
+    let mut sub = ctx.socket(SocketType::Sub)?;
+    sub.connect(endpoint)?;
+    sub.subscribe("10001 ")?;
+    let mut total = 0i64;
+    for _ in 0..UPDATES {
+        let update = sub.recv_string()?;
+        let temperature: i64 = update
+            .split_whitespace()
+            .nth(1)
+            .and_then(|t| t.parse().ok())
+            .ok_or(zring::Error::InvalidState)?;
+        total += temperature;
+    }
+    Ok(total as f64 / UPDATES as f64)
+}
+
 fn main() -> zring::Result<()> {
     let ctx = Context::new();
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("client") {
+        let endpoint = args.get(2).map_or("tcp://localhost:5556", |s| s);
+        let average = client(&ctx, endpoint)?;
+        println!("average temperature for zip code 10001 over {UPDATES} updates: {average:.1} F");
+        return Ok(());
+    }
     let mut publisher = ctx.socket(SocketType::Pub)?;
     publisher.bind("tcp://127.0.0.1:5556")?;
     let done = Arc::new(AtomicBool::new(false));
@@ -42,24 +68,11 @@ fn main() -> zring::Result<()> {
         Ok(published)
     });
 
-    let mut sub = ctx.socket(SocketType::Sub)?;
-    sub.connect("tcp://127.0.0.1:5556")?;
-    sub.subscribe("10001 ")?;
-    let mut total = 0i64;
-    for _ in 0..UPDATES {
-        let update = sub.recv_string()?;
-        let temperature: i64 = update
-            .split_whitespace()
-            .nth(1)
-            .and_then(|t| t.parse().ok())
-            .ok_or(zring::Error::InvalidState)?;
-        total += temperature;
-    }
+    let average = client(&ctx, "tcp://127.0.0.1:5556")?;
     done.store(true, Ordering::Relaxed);
     let published = server.join().map_err(|_| zring::Error::InvalidState)??;
     println!(
-        "average temperature for zip code 10001 over {UPDATES} updates: {:.1} F ({published} published in all)",
-        total as f64 / UPDATES as f64
+        "average temperature for zip code 10001 over {UPDATES} updates: {average:.1} F ({published} published in all)"
     );
     Ok(())
 }
