@@ -40,6 +40,10 @@ pub trait Session: Send {
     /// Whether the session is done (its socket is gone and nothing is left to send, or its linger
     /// passed).
     fn finished(&mut self) -> bool;
+    /// `SO_KEEPALIVE` for the stream (`None`: the system's default).
+    fn keepalive(&self) -> Option<bool> {
+        None
+    }
     /// Whether output not yet written may be dropped (the socket's linger passed).
     fn abandoned(&mut self) -> bool {
         false

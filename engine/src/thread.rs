@@ -522,6 +522,9 @@ impl IoThread {
         };
         if let Some(s) = &c.socket {
             let _ = s.set_tcp_nodelay(true);
+            if let Some(on) = c.session.keepalive() {
+                let _ = s.set_keepalive(on);
+            }
         }
         c.phase = Phase::Live;
         c.paused = false;

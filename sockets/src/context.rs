@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use zring_engine::{Engine, EngineConfig};
 
 use crate::error::{Error, Result};
-use crate::options::capacity;
+use crate::options::inproc_bound;
 use crate::pipe::{Capacity, Command, PeerMeta, PipeEnd, Signal};
 use crate::socket::Socket;
 use crate::SocketType;
@@ -19,6 +19,7 @@ pub(crate) struct Party {
     pub(crate) meta: PeerMeta,
     pub(crate) sndhwm: usize,
     pub(crate) rcvhwm: usize,
+    pub(crate) conflate: bool,
 }
 
 /// A connection made before the bind: the binder's end waits here.
@@ -172,8 +173,14 @@ impl Context {
                     (Some(me.signal), me.meta),
                     (Some(binder.signal.clone()), binder.meta.clone()),
                     Capacity {
-                        forward: capacity(me.sndhwm, binder.rcvhwm),
-                        backward: capacity(binder.sndhwm, me.rcvhwm),
+                        forward: inproc_bound(
+                            (me.sndhwm, me.conflate),
+                            (binder.rcvhwm, binder.conflate),
+                        ),
+                        backward: inproc_bound(
+                            (binder.sndhwm, binder.conflate),
+                            (me.rcvhwm, me.conflate),
+                        ),
                     },
                 );
                 binder.signal.post(Command::Attach(other));
@@ -190,8 +197,14 @@ impl Context {
                     (Some(me.signal), me.meta),
                     (None, placeholder),
                     Capacity {
-                        forward: capacity(me.sndhwm, crate::options::DEFAULT_HWM),
-                        backward: capacity(crate::options::DEFAULT_HWM, me.rcvhwm),
+                        forward: inproc_bound(
+                            (me.sndhwm, me.conflate),
+                            (crate::options::DEFAULT_HWM, false),
+                        ),
+                        backward: inproc_bound(
+                            (crate::options::DEFAULT_HWM, false),
+                            (me.rcvhwm, me.conflate),
+                        ),
                     },
                 );
                 match entry {

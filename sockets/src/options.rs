@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::pipe::Bound;
+
 /// The default high-water mark, in messages (libzmq's `SNDHWM`/`RCVHWM`).
 pub const DEFAULT_HWM: usize = 1000;
 
@@ -40,6 +42,16 @@ pub(crate) struct Options {
     pub(crate) reconnect_ivl: Duration,
     /// Largest reconnect delay when doubling (`RECONNECT_IVL_MAX`; zero: no doubling).
     pub(crate) reconnect_ivl_max: Duration,
+    /// Keep only the last message in each queue (`CONFLATE`).
+    pub(crate) conflate: bool,
+    /// Queue messages only to completed connections (`IMMEDIATE`).
+    pub(crate) immediate: bool,
+    /// `SO_KEEPALIVE` on network streams (`TCP_KEEPALIVE`; `None`: the system's default).
+    pub(crate) tcp_keepalive: Option<bool>,
+    /// Allow IPv6: `*` binds every IPv6 and IPv4 address, names may resolve to IPv6 (`IPV6`).
+    pub(crate) ipv6: bool,
+    /// Which I/O threads serve this socket's network connections, as a bit mask (`AFFINITY`; 0: any).
+    pub(crate) affinity: u64,
 }
 
 impl Default for Options {
@@ -60,16 +72,32 @@ impl Default for Options {
             heartbeat_timeout: None,
             reconnect_ivl: Duration::from_millis(100),
             reconnect_ivl_max: Duration::ZERO,
+            conflate: false,
+            immediate: false,
+            tcp_keepalive: None,
+            ipv6: false,
+            affinity: 0,
         }
     }
 }
 
-/// A capacity from two high-water marks: their sum, or unbounded if either is 0 (as libzmq's inproc).
-pub(crate) fn capacity(sender: usize, receiver: usize) -> Option<usize> {
-    (sender != 0 && receiver != 0).then(|| sender.saturating_add(receiver))
+/// The bound of one inproc direction: `CONFLATE` on either side, else the sum of the sender's and the
+/// receiver's high-water marks, or unbounded if either is 0 (as libzmq's inproc).
+pub(crate) fn inproc_bound(sender: (usize, bool), receiver: (usize, bool)) -> Bound {
+    if sender.1 || receiver.1 {
+        return Bound::Conflate;
+    }
+    if sender.0 == 0 || receiver.0 == 0 {
+        return Bound::Unbounded;
+    }
+    Bound::Messages(sender.0.saturating_add(receiver.0))
 }
 
-/// A queue bound from a high-water mark: 0 means no bound.
-pub(crate) fn bound(hwm: usize) -> Option<usize> {
-    (hwm != 0).then_some(hwm)
+/// The bound of a socket's own queue to or from a network session.
+pub(crate) fn bound(hwm: usize, conflate: bool) -> Bound {
+    match (conflate, hwm) {
+        (true, _) => Bound::Conflate,
+        (false, 0) => Bound::Unbounded,
+        (false, n) => Bound::Messages(n),
+    }
 }

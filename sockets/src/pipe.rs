@@ -251,16 +251,30 @@ impl Waiter {
     }
 }
 
+/// How much one direction of a pipe holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bound {
+    /// At most this many messages (the high-water mark).
+    Messages(usize),
+    /// No limit (a high-water mark of 0).
+    Unbounded,
+    /// One message; a newer one replaces it (`CONFLATE`).
+    Conflate,
+}
+
 enum Queue {
     Bounded(ArrayQueue<Parts>),
     Unbounded(SegQueue<Parts>),
+    /// Capacity one; a push replaces what is there.
+    Conflated(ArrayQueue<Parts>),
 }
 
 impl Queue {
-    fn new(capacity: Option<usize>) -> Queue {
-        match capacity {
-            Some(c) => Queue::Bounded(ArrayQueue::new(c.max(1))),
-            None => Queue::Unbounded(SegQueue::new()),
+    fn new(bound: Bound) -> Queue {
+        match bound {
+            Bound::Messages(c) => Queue::Bounded(ArrayQueue::new(c.max(1))),
+            Bound::Unbounded => Queue::Unbounded(SegQueue::new()),
+            Bound::Conflate => Queue::Conflated(ArrayQueue::new(1)),
         }
     }
 
@@ -271,12 +285,17 @@ impl Queue {
                 q.push(m);
                 Ok(())
             }
+            Queue::Conflated(q) => {
+                // The message replaced is superseded, as CONFLATE asks.
+                drop(q.force_push(m));
+                Ok(())
+            }
         }
     }
 
     fn pop(&self) -> Option<Parts> {
         match self {
-            Queue::Bounded(q) => q.pop(),
+            Queue::Bounded(q) | Queue::Conflated(q) => q.pop(),
             Queue::Unbounded(q) => q.pop(),
         }
     }
@@ -284,13 +303,13 @@ impl Queue {
     fn is_full(&self) -> bool {
         match self {
             Queue::Bounded(q) => q.is_full(),
-            Queue::Unbounded(_) => false,
+            Queue::Unbounded(_) | Queue::Conflated(_) => false,
         }
     }
 
     fn is_empty(&self) -> bool {
         match self {
-            Queue::Bounded(q) => q.is_empty(),
+            Queue::Bounded(q) | Queue::Conflated(q) => q.is_empty(),
             Queue::Unbounded(q) => q.is_empty(),
         }
     }
@@ -325,12 +344,12 @@ pub(crate) struct PipeEnd {
     pub(crate) peer: PeerMeta,
 }
 
-/// The capacities of a new pipe, in messages, per direction (`None`: unbounded).
+/// The bounds of a new pipe, per direction.
 pub(crate) struct Capacity {
     /// From the first end to the second.
-    pub(crate) forward: Option<usize>,
+    pub(crate) forward: Bound,
     /// From the second end to the first.
-    pub(crate) backward: Option<usize>,
+    pub(crate) backward: Bound,
 }
 
 impl PipeEnd {
@@ -477,8 +496,8 @@ mod tests {
             (Some(a), meta(SocketType::Push)),
             (Some(b), meta(SocketType::Pull)),
             Capacity {
-                forward: Some(2),
-                backward: None,
+                forward: Bound::Messages(2),
+                backward: Bound::Unbounded,
             },
         );
         assert_eq!(y.peer.socket_type, SocketType::Push);

@@ -109,6 +109,7 @@ impl Socket {
             },
             sndhwm: self.options.sndhwm,
             rcvhwm: self.options.rcvhwm,
+            conflate: self.options.conflate,
         }
     }
 
@@ -127,6 +128,8 @@ impl Socket {
             routing_id: o.routing_id.clone(),
             sndhwm: o.sndhwm,
             rcvhwm: o.rcvhwm,
+            conflate: o.conflate,
+            tcp_keepalive: o.tcp_keepalive,
             config,
         }
     }
@@ -141,8 +144,10 @@ impl Socket {
                     endpoint,
                     host: &host,
                     port,
+                    ipv6: self.options.ipv6,
                 };
-                let (id, resolved) = tcp::bind(&engine, 0, &target, self.link())?;
+                let thread = self.io_thread(engine.threads());
+                let (id, resolved) = tcp::bind(&engine, thread, &target, self.link())?;
                 self.listeners.push(id);
                 self.last_endpoint = Some(resolved);
                 Ok(())
@@ -173,8 +178,9 @@ impl Socket {
             Endpoint::Tcp { host, port } => {
                 let engine = self.ctx.engine()?;
                 // The pipe exists from now on, so that messages queue while the stream is down and
-                // survive reconnections; a ROUTER waits for the handshake to learn the routing id.
-                let pipe = if self.socket_type == SocketType::Router {
+                // survive reconnections; a ROUTER waits for the handshake to learn the routing id,
+                // and IMMEDIATE asks for queues only to completed connections.
+                let pipe = if self.socket_type == SocketType::Router || self.options.immediate {
                     None
                 } else {
                     let (ours, theirs) = PipeEnd::pair(
@@ -194,8 +200,8 @@ impl Socket {
                             },
                         ),
                         Capacity {
-                            forward: bound(self.options.sndhwm),
-                            backward: bound(self.options.rcvhwm),
+                            forward: bound(self.options.sndhwm, self.options.conflate),
+                            backward: bound(self.options.rcvhwm, self.options.conflate),
                         },
                     );
                     self.attach(ours);
@@ -209,8 +215,10 @@ impl Socket {
                     endpoint,
                     host: &host,
                     port,
+                    ipv6: self.options.ipv6,
                 };
-                tcp::connect(&engine, 0, &target, self.link(), pipe, reconnect)?;
+                let thread = self.io_thread(engine.threads());
+                tcp::connect(&engine, thread, &target, self.link(), pipe, reconnect)?;
                 self.last_endpoint = Some(endpoint.to_string());
                 Ok(())
             }
@@ -224,6 +232,15 @@ impl Socket {
                 endpoint: endpoint.to_string(),
             }),
         }
+    }
+
+    /// The I/O thread for a new network connection: the lowest one `AFFINITY` allows (any if 0).
+    fn io_thread(&self, threads: usize) -> usize {
+        let mask = self.options.affinity;
+        if mask == 0 {
+            return 0;
+        }
+        (mask.trailing_zeros() as usize) % threads.max(1)
     }
 
     fn attach(&mut self, pipe: PipeEnd) {
@@ -538,6 +555,40 @@ impl Socket {
     /// Largest reconnect delay: the delay doubles up to it (zero, the default: no doubling).
     pub fn set_reconnect_ivl_max(&mut self, max: Duration) -> Result<()> {
         self.options.reconnect_ivl_max = max;
+        Ok(())
+    }
+
+    /// Keep only the newest message in each queue (`CONFLATE`), for state updates where only the last
+    /// one matters. Applies to peers attached after.
+    pub fn set_conflate(&mut self, on: bool) -> Result<()> {
+        self.options.conflate = on;
+        Ok(())
+    }
+
+    /// Queue messages only to connections whose handshake completed (`IMMEDIATE`): a connecting
+    /// socket then neither queues for a peer that is down nor keeps those messages across a
+    /// reconnection. Applies to connections made after.
+    pub fn set_immediate(&mut self, on: bool) -> Result<()> {
+        self.options.immediate = on;
+        Ok(())
+    }
+
+    /// `SO_KEEPALIVE` on network streams (`None`: the system's default).
+    pub fn set_tcp_keepalive(&mut self, on: Option<bool>) -> Result<()> {
+        self.options.tcp_keepalive = on;
+        Ok(())
+    }
+
+    /// Allow IPv6: `tcp://*:port` then binds IPv6 and IPv4, and names may resolve to IPv6 addresses.
+    /// IPv6 literals (`tcp://[::1]:5555`) work either way.
+    pub fn set_ipv6(&mut self, on: bool) -> Result<()> {
+        self.options.ipv6 = on;
+        Ok(())
+    }
+
+    /// Which I/O threads serve this socket's network connections made after, as a bit mask (0: any).
+    pub fn set_affinity(&mut self, mask: u64) -> Result<()> {
+        self.options.affinity = mask;
         Ok(())
     }
 

@@ -397,3 +397,17 @@ fn timeouts_return_would_block() {
     assert!(matches!(pull.recv(), Err(Error::WouldBlock)));
     assert!(matches!(pull.try_recv(), Err(Error::WouldBlock)));
 }
+
+#[test]
+fn conflate_keeps_only_the_newest_message() {
+    let ctx = Context::new();
+    let mut pull = socket(&ctx, SocketType::Pull);
+    pull.set_conflate(true).unwrap();
+    pull.bind("inproc://conflate").unwrap();
+    let mut push = connected(&ctx, SocketType::Push, "conflate");
+    for i in 0..10 {
+        push.send(format!("state {i}")).unwrap();
+    }
+    assert_eq!(pull.recv_string().unwrap(), "state 9");
+    assert!(matches!(pull.try_recv(), Err(Error::WouldBlock)));
+}

@@ -242,3 +242,35 @@ fn dropping_the_context_waits_no_longer_than_the_lingers() {
         assert!(context_lets_go(net.ctx), "linger {linger:?}");
     }
 }
+
+#[test]
+fn immediate_queues_nothing_for_a_peer_that_is_not_there() {
+    let net = tcp();
+    let endpoint = free_endpoint();
+    let mut push = net.socket(SocketType::Push);
+    push.set_immediate(true).unwrap();
+    push.set_reconnect_ivl(Duration::from_millis(10)).unwrap();
+    push.connect(&endpoint).unwrap();
+    assert!(matches!(push.try_send("nobody"), Err(Error::WouldBlock)));
+    let mut pull = bind_again(&net, SocketType::Pull, &endpoint);
+    push.send("now there is").unwrap();
+    assert_eq!(pull.recv_string().unwrap(), "now there is");
+}
+
+#[test]
+fn ipv6_binds_both_families_and_literals_connect() {
+    let net = tcp();
+    let mut pull = net.socket(SocketType::Pull);
+    pull.set_ipv6(true).unwrap();
+    pull.bind("tcp://*:0").unwrap();
+    let bound = pull.last_endpoint().unwrap();
+    assert!(bound.starts_with("tcp://[::]:"), "{bound}");
+    let port = bound.rsplit(':').next().unwrap();
+    let mut over_v6 = net.connected(SocketType::Push, &format!("tcp://[::1]:{port}"));
+    let mut over_v4 = net.connected(SocketType::Push, &format!("tcp://127.0.0.1:{port}"));
+    over_v6.send("six").unwrap();
+    over_v4.send("four").unwrap();
+    let mut got = [pull.recv_string().unwrap(), pull.recv_string().unwrap()];
+    got.sort();
+    assert_eq!(got, ["four", "six"]);
+}

@@ -28,6 +28,8 @@ pub(crate) struct SocketLink {
     pub(crate) routing_id: Bytes,
     pub(crate) sndhwm: usize,
     pub(crate) rcvhwm: usize,
+    pub(crate) conflate: bool,
+    pub(crate) tcp_keepalive: Option<bool>,
     pub(crate) config: Config,
 }
 
@@ -38,8 +40,10 @@ pub(crate) struct TcpSession {
     /// The pipe to the socket: made at connect time on a connecting side (so that messages queue while
     /// disconnected), at the handshake otherwise.
     pipe: Option<PipeEnd>,
-    /// A connecting side keeps its pipe across reconnections.
+    /// A connecting side reconnects.
     connecting: bool,
+    /// The pipe outlives each stream (a connecting side made it at `connect`).
+    keep_pipe: bool,
     /// Frames of the message being received.
     inbound: Vec<Msg>,
     /// Whole messages the pipe had no room for: delivered before reading more from the stream.
@@ -63,6 +67,7 @@ impl TcpSession {
     }
 
     fn new(link: SocketLink, waker: Waker, pipe: Option<PipeEnd>, connecting: bool) -> TcpSession {
+        let keep_pipe = pipe.is_some();
         let signal = Signal::for_session(waker);
         if let Some(p) = &pipe {
             p.attach_signal(signal.clone());
@@ -72,6 +77,7 @@ impl TcpSession {
             signal,
             pipe,
             connecting,
+            keep_pipe,
             inbound: Vec::new(),
             overflow: VecDeque::new(),
             subscriptions: Subscriptions::default(),
@@ -132,8 +138,8 @@ impl Session for TcpSession {
                 socket_side,
                 session_side,
                 Capacity {
-                    forward: bound(self.link.sndhwm),
-                    backward: bound(self.link.rcvhwm),
+                    forward: bound(self.link.sndhwm, self.link.conflate),
+                    backward: bound(self.link.rcvhwm, self.link.conflate),
                 },
             );
             self.link.signal.post(Command::Attach(theirs));
@@ -221,13 +227,17 @@ impl Session for TcpSession {
     fn on_disconnect(&mut self, _why: Disconnect<'_>) -> bool {
         // A message is all its frames or none: a partial one dies with the stream.
         self.inbound.clear();
-        if self.connecting && !self.finished() {
-            // Reconnect, even for a closed socket whose queued messages are still within its linger.
-            return true;
+        if !self.keep_pipe {
+            // A queue made for this stream goes with it (spec 28-30: "SHALL destroy"; IMMEDIATE).
+            self.pipe = None;
+            self.overflow.clear();
         }
-        // The accepting side's queue goes with the stream (spec 28-30: "SHALL destroy").
-        self.pipe = None;
-        false
+        // Reconnect, even for a closed socket whose queued messages are still within its linger.
+        self.connecting && !self.finished()
+    }
+
+    fn keepalive(&self) -> Option<bool> {
+        self.link.tcp_keepalive
     }
 
     fn finished(&mut self) -> bool {

@@ -24,23 +24,33 @@ pub(crate) struct Target<'a> {
     pub(crate) endpoint: &'a str,
     pub(crate) host: &'a str,
     pub(crate) port: u16,
+    /// Whether `*` means IPv6 and IPv4, and names may resolve to IPv6.
+    pub(crate) ipv6: bool,
 }
 
-fn resolve(
-    Target {
+fn resolve(target: &Target<'_>) -> Result<Vec<SocketAddr>> {
+    let Target {
         endpoint,
         host,
         port,
-    }: &Target<'_>,
-) -> Result<Vec<SocketAddr>> {
-    let host = if *host == "*" { "0.0.0.0" } else { host };
-    let addrs: Vec<SocketAddr> = (host, *port)
+        ipv6,
+    } = *target;
+    let literal_v6 = host.parse::<std::net::Ipv6Addr>().is_ok();
+    let host = match (host, ipv6) {
+        ("*", true) => "::",
+        ("*", false) => "0.0.0.0",
+        (h, _) => h,
+    };
+    let mut addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .map_err(|_| Error::InvalidEndpoint {
             endpoint: endpoint.to_string(),
             reason: "the host does not resolve",
         })?
         .collect();
+    if !ipv6 && !literal_v6 && addrs.iter().any(SocketAddr::is_ipv4) {
+        addrs.retain(SocketAddr::is_ipv4);
+    }
     if addrs.is_empty() {
         return Err(Error::InvalidEndpoint {
             endpoint: endpoint.to_string(),
