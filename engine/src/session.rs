@@ -25,6 +25,8 @@ pub enum Disconnect<'a> {
 pub trait Session: Send {
     /// The codec configuration for a new connection (each reconnect makes a new one).
     fn config(&self) -> Config;
+    /// A stream is up (accepted, or connected), before the handshake.
+    fn on_stream(&mut self, _peer: Option<std::net::SocketAddr>) {}
     /// The handshake completed. Returning false refuses the peer: the connection is closed.
     fn on_ready(&mut self, peer: &PeerInfo) -> bool;
     /// Something arrived after the handshake. Message frames are borrowed from the read buffer.

@@ -525,6 +525,8 @@ impl IoThread {
             if let Some(on) = c.session.keepalive() {
                 let _ = s.set_keepalive(on);
             }
+            let peer = s.peer_addr().ok().and_then(|a| a.as_socket());
+            c.session.on_stream(peer);
         }
         c.phase = Phase::Live;
         c.paused = false;

@@ -28,6 +28,7 @@
 mod context;
 mod endpoint;
 mod error;
+mod monitor;
 mod msg;
 mod options;
 mod pattern;
@@ -40,6 +41,7 @@ mod transport;
 
 pub use context::{Context, ContextBuilder};
 pub use error::{Error, Result};
+pub use monitor::{DisconnectReason, Monitor, MonitorEvent};
 pub use msg::{Msg, INLINE_CAP};
 pub use options::DEFAULT_HWM;
 pub use pattern::Drops;

@@ -43,6 +43,8 @@ pub struct Socket {
     bound: Vec<String>,
     /// Network listeners this socket runs.
     listeners: Vec<zring_engine::ListenerId>,
+    /// Where its connections' events go.
+    monitor: crate::monitor::SharedHub,
     last_endpoint: Option<String>,
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -71,9 +73,16 @@ impl Socket {
             receiving: VecDeque::new(),
             bound: Vec::new(),
             listeners: Vec::new(),
+            monitor: crate::monitor::SharedHub::default(),
             last_endpoint: None,
             _not_sync: PhantomData,
         }
+    }
+
+    /// Events of this socket's network connections (connected, handshake succeeded or failed and
+    /// why, disconnected), for connections made after this call.
+    pub fn monitor(&self) -> crate::Monitor {
+        self.monitor.subscribe()
     }
 
     /// The socket's type.
@@ -131,6 +140,7 @@ impl Socket {
             conflate: o.conflate,
             tcp_keepalive: o.tcp_keepalive,
             config,
+            monitor: self.monitor.clone(),
         }
     }
 

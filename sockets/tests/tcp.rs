@@ -274,3 +274,60 @@ fn ipv6_binds_both_families_and_literals_connect() {
     got.sort();
     assert_eq!(got, ["four", "six"]);
 }
+
+#[test]
+fn the_monitor_says_why_each_connection_ended() {
+    use zring::{DisconnectReason, MonitorEvent};
+    use zring_zmtp::{Error as Wire, Incompatible, PeerMisbehaved};
+
+    let net = tcp();
+    let mut pull = net.socket(SocketType::Pull);
+    pull.set_maxmsgsize(Some(1024)).unwrap();
+    let monitor = pull.monitor();
+    let endpoint = net.bind(&mut pull);
+    let next = || monitor.recv_timeout(WATCHDOG).expect("an event");
+
+    // A good peer: connected, handshake, then gone.
+    let mut good = net.connected(SocketType::Push, &endpoint);
+    good.send("hello").unwrap();
+    assert_eq!(pull.recv_string().unwrap(), "hello");
+    assert!(matches!(next(), MonitorEvent::Connected { peer: Some(_) }));
+    assert!(matches!(next(), MonitorEvent::HandshakeSucceeded { .. }));
+    drop(good);
+    assert!(matches!(
+        next(),
+        MonitorEvent::Disconnected {
+            reason: DisconnectReason::PeerClosed,
+            ..
+        }
+    ));
+
+    // Not ZMTP at all.
+    assert!(closed_by_server(&endpoint, b"GET / HTTP/1.1\r\n\r\n"));
+    assert!(matches!(next(), MonitorEvent::Connected { .. }));
+    assert_eq!(
+        match next() {
+            MonitorEvent::HandshakeFailed { reason, .. } => reason,
+            other => panic!("{other:?}"),
+        },
+        DisconnectReason::Protocol(Wire::Incompatible(Incompatible::Unversioned))
+    );
+
+    // A frame over MAXMSGSIZE after a good handshake.
+    let mut oversized = greeting(b"NULL", 3);
+    oversized.extend(ready("PUSH"));
+    oversized.extend_from_slice(b"\x02\x00\x00\x00\x00\x00\x00\x04\x01");
+    assert!(closed_by_server(&endpoint, &oversized));
+    assert!(matches!(next(), MonitorEvent::Connected { .. }));
+    assert!(matches!(next(), MonitorEvent::HandshakeSucceeded { .. }));
+    assert_eq!(
+        match next() {
+            MonitorEvent::Disconnected { reason, .. } => reason,
+            other => panic!("{other:?}"),
+        },
+        DisconnectReason::Protocol(Wire::Peer(PeerMisbehaved::FrameTooLarge {
+            claimed: 1025,
+            max: 1024
+        }))
+    );
+}

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use zring_engine::{Disconnect, Session, Waker};
 use zring_zmtp::{Config, Connection, EventRef, PeerInfo};
 
+use crate::monitor::{DisconnectReason, MonitorEvent, SharedHub};
 use crate::msg::{Msg, INLINE_CAP};
 use crate::options::bound;
 use crate::pipe::{Capacity, Command, Parts, PeerMeta, PipeEnd, Signal};
@@ -31,6 +32,8 @@ pub(crate) struct SocketLink {
     pub(crate) conflate: bool,
     pub(crate) tcp_keepalive: Option<bool>,
     pub(crate) config: Config,
+    /// Where monitor events go.
+    pub(crate) monitor: SharedHub,
 }
 
 pub(crate) struct TcpSession {
@@ -52,6 +55,10 @@ pub(crate) struct TcpSession {
     subscriptions: Subscriptions,
     /// Send the subscriptions on the next fill (a new stream).
     resubscribe: bool,
+    /// The current stream's peer address.
+    peer: Option<std::net::SocketAddr>,
+    /// Whether the current stream completed its handshake.
+    handshaken: bool,
 }
 
 impl TcpSession {
@@ -82,6 +89,8 @@ impl TcpSession {
             overflow: VecDeque::new(),
             subscriptions: Subscriptions::default(),
             resubscribe: false,
+            peer: None,
+            handshaken: false,
         }
     }
 
@@ -111,8 +120,18 @@ impl Session for TcpSession {
         self.link.config.clone()
     }
 
+    fn on_stream(&mut self, peer: Option<std::net::SocketAddr>) {
+        self.peer = peer;
+        self.handshaken = false;
+        self.link.monitor.emit(MonitorEvent::Connected { peer });
+    }
+
     fn on_ready(&mut self, peer: &PeerInfo) -> bool {
         self.inbound.clear();
+        self.handshaken = true;
+        self.link
+            .monitor
+            .emit(MonitorEvent::HandshakeSucceeded { peer: self.peer });
         if self.pipe.is_none() {
             if self.link.signal.is_closed() {
                 // The socket is gone: nobody to attach a new peer to.
@@ -224,7 +243,23 @@ impl Session for TcpSession {
         pipe.readable()
     }
 
-    fn on_disconnect(&mut self, _why: Disconnect<'_>) -> bool {
+    fn on_disconnect(&mut self, why: Disconnect<'_>) -> bool {
+        let reason = match why {
+            Disconnect::Eof => DisconnectReason::PeerClosed,
+            Disconnect::Io(e) => DisconnectReason::Io(e.kind()),
+            Disconnect::Protocol(e) => DisconnectReason::Protocol(e.clone()),
+            _ => DisconnectReason::Refused,
+        };
+        let peer = self.peer.take();
+        // A failed connect never had a stream: nothing to report but the retry that follows.
+        if peer.is_some() || self.handshaken {
+            self.link.monitor.emit(if self.handshaken {
+                MonitorEvent::Disconnected { peer, reason }
+            } else {
+                MonitorEvent::HandshakeFailed { peer, reason }
+            });
+        }
+        self.handshaken = false;
         // A message is all its frames or none: a partial one dies with the stream.
         self.inbound.clear();
         if !self.keep_pipe {
