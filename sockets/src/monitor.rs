@@ -2,7 +2,7 @@
 //! reports, but typed.
 
 use std::net::SocketAddr;
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -85,10 +85,7 @@ pub struct Monitor {
 impl Monitor {
     /// The next event, waiting at most `timeout`; `None` if none came (or the socket is gone).
     pub fn recv_timeout(&self, timeout: Duration) -> Option<MonitorEvent> {
-        match self.rx.recv_timeout(timeout) {
-            Ok(e) => Some(e),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.rx.recv_timeout(timeout).ok()
     }
 
     /// The next event if one is waiting.
