@@ -18,7 +18,11 @@ fn summary(mut rtts: Vec<Duration>) -> (f64, f64) {
 }
 
 fn zring_rtts(endpoint: &str) -> Vec<Duration> {
-    let ctx = zring::Context::new();
+    let spin = std::env::var("ZRING_SPIN_US")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Duration::from_micros);
+    let ctx = zring::Context::builder().spin(spin).build();
     let mut rep = ctx.socket(zring::SocketType::Rep).unwrap();
     rep.bind(endpoint).unwrap();
     let ep = rep.last_endpoint().unwrap();

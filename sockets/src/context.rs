@@ -36,6 +36,10 @@ struct Inner {
     inproc: Mutex<HashMap<String, Entry>>,
     next_socket_id: AtomicU64,
     io_threads: usize,
+    /// How long a blocking call spins before it parks (`None`: never).
+    spin: Option<std::time::Duration>,
+    /// Cores to pin the I/O threads to.
+    pin: Option<Vec<usize>>,
     /// The I/O threads, started by the first network bind or connect.
     engine: Mutex<Option<Arc<Engine>>>,
 }
@@ -51,12 +55,27 @@ pub struct Context {
 #[derive(Debug, Clone)]
 pub struct ContextBuilder {
     io_threads: usize,
+    spin: Option<std::time::Duration>,
+    pin: Option<Vec<usize>>,
 }
 
 impl ContextBuilder {
     /// The number of I/O threads for network transports (default 1).
     pub fn io_threads(mut self, n: usize) -> ContextBuilder {
         self.io_threads = n.max(1);
+        self
+    }
+
+    /// How long a blocking `send`/`recv` spins before it parks the thread (default: never, which
+    /// suits a shared machine; a few microseconds cut wake-up latency where cores are dedicated).
+    pub fn spin(mut self, bound: Option<std::time::Duration>) -> ContextBuilder {
+        self.spin = bound;
+        self
+    }
+
+    /// Pins the I/O threads to these cores, in order (see `core_affinity`).
+    pub fn pin_io_threads(mut self, cores: Vec<usize>) -> ContextBuilder {
+        self.pin = Some(cores);
         self
     }
 
@@ -67,6 +86,8 @@ impl ContextBuilder {
                 inproc: Mutex::new(HashMap::new()),
                 next_socket_id: AtomicU64::new(1),
                 io_threads: self.io_threads,
+                spin: self.spin,
+                pin: self.pin,
                 engine: Mutex::new(None),
             }),
         }
@@ -95,12 +116,21 @@ impl Context {
 
     /// Options for a new context.
     pub fn builder() -> ContextBuilder {
-        ContextBuilder { io_threads: 1 }
+        ContextBuilder {
+            io_threads: 1,
+            spin: None,
+            pin: None,
+        }
     }
 
     /// The number of I/O threads.
     pub fn io_threads(&self) -> usize {
         self.inner.io_threads
+    }
+
+    /// How long blocking calls spin before parking.
+    pub(crate) fn spin(&self) -> Option<std::time::Duration> {
+        self.inner.spin
     }
 
     /// A new socket of type `socket_type`.
@@ -121,7 +151,7 @@ impl Context {
         }
         let started = Arc::new(Engine::start(EngineConfig {
             threads: self.inner.io_threads,
-            pin: None,
+            pin: self.inner.pin.clone(),
         })?);
         *engine = Some(started.clone());
         Ok(started)

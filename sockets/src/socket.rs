@@ -300,6 +300,9 @@ impl Socket {
                 (Some(t), None) => Some(*deadline.insert(Instant::now() + t)),
                 (_, d) => d,
             };
+            if let Some(t) = self.spin(&mut attempt)? {
+                return Ok(t);
+            }
             self.waiter.prepare();
             self.process_mail();
             match attempt(self) {
@@ -315,6 +318,27 @@ impl Socket {
             }
             self.waiter.park(deadline);
         }
+    }
+
+    /// Tries `attempt` for up to the spin bound before the caller parks: a writer that finds us
+    /// awake needs no wake-up system call, and we need no scheduler wake-up.
+    fn spin<T>(
+        &mut self,
+        attempt: &mut impl FnMut(&mut Socket) -> Result<Option<T>>,
+    ) -> Result<Option<T>> {
+        let Some(bound) = self.ctx.spin() else {
+            return Ok(None);
+        };
+        let until = Instant::now() + bound;
+        while Instant::now() < until {
+            for _ in 0..64 {
+                std::hint::spin_loop();
+            }
+            if let Some(t) = attempt(self)? {
+                return Ok(Some(t));
+            }
+        }
+        Ok(None)
     }
 
     fn send_parts(&mut self, msg: Parts, timeout: Option<Duration>) -> Result<()> {

@@ -411,3 +411,23 @@ fn conflate_keeps_only_the_newest_message() {
     assert_eq!(pull.recv_string().unwrap(), "state 9");
     assert!(matches!(pull.try_recv(), Err(Error::WouldBlock)));
 }
+
+#[test]
+fn a_spinning_context_still_parks_and_wakes() {
+    let ctx = Context::builder()
+        .spin(Some(Duration::from_micros(50)))
+        .build();
+    let mut pull = bound(&ctx, SocketType::Pull, "spin");
+    let mut push = connected(&ctx, SocketType::Push, "spin");
+    // Long enough that the reader spins, gives up and parks before the message comes.
+    let reader = std::thread::spawn(move || pull.recv_string().unwrap());
+    std::thread::sleep(Duration::from_millis(5));
+    push.send("after the spin").unwrap();
+    assert_eq!(reader.join().unwrap(), "after the spin");
+    let mut fast = bound(&ctx, SocketType::Pair, "spin-pair");
+    let mut other = connected(&ctx, SocketType::Pair, "spin-pair");
+    for i in 0..1000 {
+        other.send(format!("{i}")).unwrap();
+        assert_eq!(fast.recv_string().unwrap(), format!("{i}"));
+    }
+}
