@@ -431,3 +431,65 @@ fn a_spinning_context_still_parks_and_wakes() {
         assert_eq!(fast.recv_string().unwrap(), format!("{i}"));
     }
 }
+
+/// A sender of type `t` with a high-water mark of 2 towards a receiver of type `peer` that also has
+/// 2: the pipe holds 4 messages.
+fn tiny(ctx: &Context, t: SocketType, peer: SocketType, name: &str) -> (Socket, Socket) {
+    let mut receiver = socket(ctx, peer);
+    receiver.set_rcvhwm(2).unwrap();
+    receiver.set_sndhwm(2).unwrap();
+    receiver.bind(&format!("inproc://{name}")).unwrap();
+    let mut sender = socket(ctx, t);
+    sender.set_sndhwm(2).unwrap();
+    sender.set_rcvhwm(2).unwrap();
+    sender.set_routing_id("sender").unwrap();
+    sender.connect(&format!("inproc://{name}")).unwrap();
+    (sender, receiver)
+}
+
+#[test]
+fn each_type_takes_its_own_action_at_the_high_water_mark() {
+    let ctx = Context::new();
+    // DEALER and PAIR block (never drop).
+    for (t, peer, name) in [
+        (SocketType::Dealer, SocketType::Dealer, "hwm-dealer"),
+        (SocketType::Pair, SocketType::Pair, "hwm-pair"),
+    ] {
+        let (mut sender, mut receiver) = tiny(&ctx, t, peer, name);
+        for i in 0..4 {
+            sender.try_send(format!("{i}")).unwrap();
+        }
+        assert!(
+            matches!(sender.try_send("5th"), Err(Error::WouldBlock)),
+            "{t}"
+        );
+        assert_eq!(receiver.recv_string().unwrap(), "0");
+        sender.try_send("room again").unwrap();
+    }
+    // ROUTER drops for a full peer (counted), or says WouldBlock with ROUTER_MANDATORY.
+    let (mut dealer, mut router) = tiny(&ctx, SocketType::Dealer, SocketType::Router, "hwm-router");
+    dealer.send("hello").unwrap();
+    assert_eq!(router.recv_string().unwrap(), "sender");
+    let _ = router.recv().unwrap();
+    for i in 0..6 {
+        router.send_multipart(["sender", &format!("{i}")]).unwrap();
+    }
+    assert_eq!(router.drops().unroutable, 2, "4 fit, 2 dropped");
+    router.set_router_mandatory(true).unwrap();
+    assert!(matches!(
+        router
+            .try_send(Msg::from("sender").with_more(true))
+            .and_then(|()| router.try_send("x")),
+        Err(Error::WouldBlock)
+    ));
+    // XPUB drops for that subscriber only, like PUB.
+    let (mut sub, mut xpub) = tiny(&ctx, SocketType::Sub, SocketType::XPub, "hwm-xpub");
+    sub.subscribe("").unwrap();
+    assert_eq!(&xpub.recv().unwrap()[..], b"\x01");
+    for i in 0..10 {
+        xpub.try_send(format!("{i}")).unwrap();
+    }
+    assert_eq!(xpub.drops().hwm, 6);
+    let got: Vec<String> = (0..4).map(|_| sub.recv_string().unwrap()).collect();
+    assert_eq!(got, ["0", "1", "2", "3"]);
+}

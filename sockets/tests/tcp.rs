@@ -331,3 +331,159 @@ fn the_monitor_says_why_each_connection_ended() {
         }))
     );
 }
+
+/// A raw peer that completes the handshake as `socket_type`, then reads and never answers.
+fn silent_peer(listener: &std::net::TcpListener, socket_type: &str) -> TcpStream {
+    let (mut s, _) = listener.accept().unwrap();
+    s.set_read_timeout(Some(WATCHDOG)).unwrap();
+    s.write_all(&greeting(b"NULL", 3)).unwrap();
+    s.write_all(&ready(socket_type)).unwrap();
+    s
+}
+
+#[test]
+fn a_peer_silent_past_the_heartbeat_timeout_is_dropped_and_reconnected() {
+    use zring::{DisconnectReason, MonitorEvent};
+    use zring_zmtp::{Error as Wire, TimeoutKind};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("tcp://{}", listener.local_addr().unwrap());
+    let net = tcp();
+    let mut dealer = net.socket(SocketType::Dealer);
+    dealer
+        .set_heartbeat_ivl(Some(Duration::from_millis(20)))
+        .unwrap();
+    dealer
+        .set_heartbeat_timeout(Some(Duration::from_millis(60)))
+        .unwrap();
+    dealer.set_reconnect_ivl(Duration::from_millis(10)).unwrap();
+    let monitor = dealer.monitor();
+    dealer.connect(&endpoint).unwrap();
+
+    let mut first = silent_peer(&listener, "ROUTER");
+    // The dealer PINGs, gets nothing back, and closes the stream.
+    let mut buf = [0u8; 4096];
+    let mut seen = Vec::new();
+    loop {
+        match first.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert!(
+        seen.windows(5).any(|w| w == b"\x04PING"),
+        "the dealer sent PINGs"
+    );
+    let events: Vec<MonitorEvent> = std::iter::from_fn(|| monitor.recv_timeout(WATCHDOG))
+        .take(3)
+        .collect();
+    assert!(matches!(events[0], MonitorEvent::Connected { .. }));
+    assert!(matches!(events[1], MonitorEvent::HandshakeSucceeded { .. }));
+    assert!(matches!(
+        &events[2],
+        MonitorEvent::Disconnected {
+            reason: DisconnectReason::Protocol(Wire::Timeout(TimeoutKind::Heartbeat)),
+            ..
+        }
+    ));
+    // And it comes back.
+    let _second = silent_peer(&listener, "ROUTER");
+    assert!(matches!(
+        monitor.recv_timeout(WATCHDOG),
+        Some(MonitorEvent::Connected { .. })
+    ));
+}
+
+#[test]
+fn a_forbidden_pair_is_refused_at_the_handshake_with_the_reason() {
+    use zring::{DisconnectReason, MonitorEvent};
+    use zring_zmtp::{Error as Wire, Incompatible};
+
+    let net = tcp();
+    let mut publisher = net.socket(SocketType::Pub);
+    let monitor = publisher.monitor();
+    let endpoint = net.bind(&mut publisher);
+    let mut req = net.socket(SocketType::Req);
+    req.set_linger(Some(Duration::ZERO)).unwrap();
+    req.set_reconnect_ivl(Duration::from_secs(3600)).unwrap();
+    req.connect(&endpoint).unwrap();
+    req.send("never delivered").unwrap();
+    assert!(matches!(
+        monitor.recv_timeout(WATCHDOG),
+        Some(MonitorEvent::Connected { .. })
+    ));
+    let failed = monitor.recv_timeout(WATCHDOG);
+    assert!(
+        matches!(
+            &failed,
+            Some(MonitorEvent::HandshakeFailed {
+                reason: DisconnectReason::Protocol(Wire::Incompatible(Incompatible::SocketType {
+                    ours: SocketType::Pub,
+                    theirs: SocketType::Req
+                })),
+                ..
+            })
+        ) || matches!(
+            &failed,
+            Some(MonitorEvent::HandshakeFailed {
+                reason: DisconnectReason::PeerClosed | DisconnectReason::Io(_),
+                ..
+            })
+        ),
+        "{failed:?}"
+    );
+    assert_eq!(publisher.peer_count(), 0);
+}
+
+/// The timer column (`tr`) of the local socket connected to `port` in /proc/net/tcp: 2 is the
+/// keepalive timer.
+fn timer_towards(port: u16) -> Option<u8> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let remote_port = u16::from_str_radix(fields.get(2)?.rsplit(':').next()?, 16).ok()?;
+        let established = *fields.get(3)? == "01";
+        (remote_port == port && established)
+            .then(|| u8::from_str_radix(fields.get(5)?.split(':').next()?, 16).ok())
+            .flatten()
+    })
+}
+
+#[test]
+fn tcp_keepalive_sets_so_keepalive_on_the_stream() {
+    for (keepalive, timer) in [(Some(true), 2), (Some(false), 0)] {
+        let net = tcp();
+        let (mut pull, endpoint) = net.bound(SocketType::Pull);
+        let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+        let mut push = net.socket(SocketType::Push);
+        push.set_tcp_keepalive(keepalive).unwrap();
+        push.connect(&endpoint).unwrap();
+        push.send("x").unwrap();
+        assert_eq!(pull.recv_string().unwrap(), "x");
+        assert_eq!(timer_towards(port), Some(timer), "keepalive {keepalive:?}");
+    }
+}
+
+#[test]
+fn sockets_run_on_the_io_thread_their_affinity_names() {
+    let ctx = zring::Context::builder().io_threads(2).build();
+    let mut pull = ctx.socket(SocketType::Pull).unwrap();
+    pull.set_rcvtimeo(Some(WATCHDOG)).unwrap();
+    pull.set_affinity(0b10).unwrap();
+    pull.bind("tcp://127.0.0.1:0").unwrap();
+    let mut pushes: Vec<Socket> = (0..2u64)
+        .map(|t| {
+            let mut push = ctx.socket(SocketType::Push).unwrap();
+            push.set_affinity(1 << t).unwrap();
+            push.connect(&pull.last_endpoint().unwrap()).unwrap();
+            push
+        })
+        .collect();
+    for (i, p) in pushes.iter_mut().enumerate() {
+        p.send(format!("from {i}")).unwrap();
+    }
+    let mut got = [pull.recv_string().unwrap(), pull.recv_string().unwrap()];
+    got.sort();
+    assert_eq!(got, ["from 0", "from 1"]);
+    assert_eq!(ctx.io_threads(), 2);
+}
