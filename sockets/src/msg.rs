@@ -6,7 +6,7 @@ use std::ops::Deref;
 use bytes::Bytes;
 
 /// Bodies up to this many octets live inside the `Msg` (no allocation, no reference count).
-pub const INLINE_CAP: usize = 30;
+pub const INLINE_CAP: usize = 62;
 
 /// One frame: a byte body and a `more` flag saying that further frames of the same message follow.
 ///
@@ -76,6 +76,11 @@ impl Msg {
             Body::Inline { .. } => Bytes::copy_from_slice(&self),
             Body::Shared(b) => b,
         }
+    }
+
+    /// Whether the body lives inside the `Msg` (small) rather than in a shared buffer.
+    pub(crate) fn is_inline(&self) -> bool {
+        matches!(self.body, Body::Inline { .. })
     }
 
     /// The body as UTF-8 text.
@@ -230,7 +235,11 @@ mod tests {
         assert_ne!(m, Msg::from("a"));
         assert_eq!(m.clone().with_more(false), Msg::from(&b"a"[..]));
         assert_eq!(Msg::new().len(), 0);
-        assert_eq!(Msg::copy_from_slice(&[0; 31]).len(), 31);
+        assert_eq!(Msg::copy_from_slice(&[0; 63]).len(), 63);
+        assert!(matches!(
+            Msg::copy_from_slice(&[0; 62]).body,
+            Body::Inline { len: 62, .. }
+        ));
         assert_eq!(Msg::from("héllo").as_str(), Ok("héllo"));
         assert_eq!(&Msg::from("xyz").into_bytes()[..], b"xyz");
     }

@@ -34,10 +34,11 @@ impl Parts {
         }
     }
 
-    /// The frames of `frames` (at least one: an empty list becomes one empty frame).
+    /// The frames of `frames` (at least one: an empty list becomes one empty frame). A one-frame
+    /// list keeps no vector.
     pub(crate) fn from_vec(mut frames: Vec<Msg>) -> Parts {
-        if frames.is_empty() {
-            return Parts::one(Msg::new());
+        if frames.len() <= 1 {
+            return Parts::one(frames.pop().unwrap_or_default());
         }
         let first = frames.remove(0);
         Parts {

@@ -368,12 +368,17 @@ impl Socket {
         if self.sending.is_empty() {
             self.pattern.check_send()?;
         }
-        let more = msg.more();
-        self.sending.push(msg);
-        if more {
+        if msg.more() {
+            self.sending.push(msg);
             return Ok(());
         }
-        let parts = Parts::from_vec(std::mem::take(&mut self.sending));
+        // A one-frame message (the common case) needs no vector.
+        let parts = if self.sending.is_empty() {
+            Parts::one(msg)
+        } else {
+            self.sending.push(msg);
+            Parts::from_vec(std::mem::take(&mut self.sending))
+        };
         self.send_parts(parts, timeout)
     }
 

@@ -514,6 +514,15 @@ impl Connection {
         Ok(())
     }
 
+    /// Queues one message frame by copying `body` into the output batch: for small bodies, which are
+    /// copied there anyway, this saves making a `Bytes` of them.
+    pub fn send_frame_copy(&mut self, body: &[u8], more: bool) -> Result<(), UsageError> {
+        self.check_sendable()?;
+        self.out.push_copy(body, if more { flags::MORE } else { 0 });
+        self.stats.frames_sent += 1;
+        Ok(())
+    }
+
     /// Queues a whole multipart message (MORE on every frame but the last).
     pub fn send_message<I>(&mut self, parts: I) -> Result<(), UsageError>
     where

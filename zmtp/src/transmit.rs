@@ -87,15 +87,20 @@ impl Transmit {
     /// Appends one frame: its header, then its body (copied if small, else by reference).
     pub fn push_frame(&mut self, body: Bytes, frame_flags: u8) {
         if body.len() <= self.inline_max {
-            self.stage(|staging| {
-                encode_header(staging, body.len(), frame_flags);
-                staging.extend_from_slice(&body);
-            });
+            self.push_copy(&body, frame_flags);
         } else {
             self.stage(|staging| encode_header(staging, body.len(), frame_flags));
             self.len += body.len();
             self.segments.push(Segment::Body(body));
         }
+    }
+
+    /// Appends one frame whose body is copied into the staging buffer, whatever its size.
+    pub fn push_copy(&mut self, body: &[u8], frame_flags: u8) {
+        self.stage(|staging| {
+            encode_header(staging, body.len(), frame_flags);
+            staging.extend_from_slice(body);
+        });
     }
 
     /// Appends to the staging buffer with `write`, extending the last staged segment when it ends

@@ -237,7 +237,11 @@ impl Session for TcpSession {
             }
             for frame in msg.into_frames() {
                 let more = frame.more();
-                let _ = conn.send_frame(frame.into_bytes(), more);
+                if frame.is_inline() {
+                    let _ = conn.send_frame_copy(&frame, more);
+                } else {
+                    let _ = conn.send_frame(frame.into_bytes(), more);
+                }
             }
         }
         pipe.readable()
