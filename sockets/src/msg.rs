@@ -221,7 +221,7 @@ mod tests {
         assert_eq!(big.as_ptr(), ptr, "a Vec becomes a Msg without copying");
         let fanned = big.clone();
         assert_eq!(fanned.as_ptr(), ptr, "cloning shares the body");
-        let s = "x".repeat(40);
+        let s = "x".repeat(100);
         let sp = s.as_ptr();
         assert_eq!(Msg::from(s).as_ptr(), sp);
         static DATA: [u8; 64] = [1; 64];
