@@ -9,7 +9,8 @@ mod thread;
 mod waker;
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -17,6 +18,15 @@ use std::thread::JoinHandle;
 pub use session::{Disconnect, MakeSession, Session, SessionFactory};
 pub use thread::Reconnect;
 pub use waker::Waker;
+
+/// Where to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A Unix-domain stream socket: a path, or an abstract name as its bytes after a leading NUL.
+    Unix(Vec<u8>),
+}
 
 use thread::{Command, IoThread};
 use waker::Shared;
@@ -115,11 +125,12 @@ impl Engine {
         }
     }
 
-    /// Accepts streams on `listener` on I/O thread `thread`, each with a session from `factory`.
+    /// Accepts streams on `listener` (a bound, listening TCP or Unix-domain socket) on I/O thread
+    /// `thread`, each with a session from `factory`.
     pub fn listen(
         &self,
         thread: usize,
-        listener: TcpListener,
+        listener: OwnedFd,
         factory: Arc<dyn SessionFactory>,
     ) -> ListenerId {
         let id = self.next_listener.fetch_add(1, Ordering::Relaxed);
@@ -144,7 +155,7 @@ impl Engine {
     pub fn connect(
         &self,
         thread: usize,
-        addrs: Vec<SocketAddr>,
+        addrs: Vec<Address>,
         reconnect: Reconnect,
         make: MakeSession,
     ) {

@@ -6,8 +6,8 @@
 //! in-flight operations then complete, and the descriptor is closed when the last one has.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +20,7 @@ use zring_zmtp::{Connection, EventRef, Transmit};
 use crate::session::{Disconnect, MakeSession, Session, SessionFactory};
 use crate::slab::Slab;
 use crate::waker::{Shared, Waker};
+use crate::Address;
 
 /// Size of each receive buffer.
 const READ_BUFFER: usize = 64 * 1024;
@@ -52,14 +53,14 @@ impl Default for Reconnect {
 pub(crate) enum Command {
     Listen {
         id: u64,
-        listener: TcpListener,
+        listener: OwnedFd,
         factory: Arc<dyn SessionFactory>,
     },
     StopListener {
         id: u64,
     },
     Connect {
-        addrs: Vec<SocketAddr>,
+        addrs: Vec<Address>,
         reconnect: Reconnect,
         make: MakeSession,
     },
@@ -91,7 +92,7 @@ enum Op {
 
 struct Listener {
     id: u64,
-    socket: TcpListener,
+    socket: OwnedFd,
     factory: Arc<dyn SessionFactory>,
     accepting: bool,
     /// After an accept error, wait until then before accepting again (no busy loop on EMFILE).
@@ -126,7 +127,7 @@ struct Conn {
     /// Reading paused because the session's queue is full.
     paused: bool,
     /// Where and how to connect (connecting side only).
-    target: Option<(Vec<SocketAddr>, Reconnect)>,
+    target: Option<(Vec<Address>, Reconnect)>,
     next_addr: usize,
     delay: Duration,
 }
@@ -360,16 +361,22 @@ impl IoThread {
         let Some((addrs, _)) = &c.target else {
             return;
         };
-        let Some(&addr) = addrs.get(c.next_addr % addrs.len().max(1)) else {
+        let Some(addr) = addrs.get(c.next_addr % addrs.len().max(1)).cloned() else {
             return;
         };
         c.next_addr = c.next_addr.wrapping_add(1);
-        let socket = match Socket::new(
-            Domain::for_address(addr),
-            Type::STREAM.cloexec(),
-            Some(Protocol::TCP),
-        ) {
-            Ok(s) => s,
+        let made = match &addr {
+            Address::Tcp(a) => Socket::new(
+                Domain::for_address(*a),
+                Type::STREAM.cloexec(),
+                Some(Protocol::TCP),
+            )
+            .map(|s| (s, SockAddr::from(*a))),
+            Address::Unix(path) => SockAddr::unix(std::ffi::OsStr::from_bytes(path))
+                .and_then(|a| Ok((Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None)?, a))),
+        };
+        let (socket, sockaddr) = match made {
+            Ok(made) => made,
             Err(e) => {
                 self.disconnected(conn, Disconnect::Io(&e));
                 return;
@@ -379,7 +386,7 @@ impl IoThread {
         c.socket = Some(socket);
         c.phase = Phase::Connecting;
         c.inflight += 1;
-        let sockaddr = Box::new(SockAddr::from(addr));
+        let sockaddr = Box::new(sockaddr);
         let (ptr, len) = (sockaddr.as_ptr(), sockaddr.len());
         let idx = self.ops.insert(Op::Connect {
             conn,
@@ -760,7 +767,7 @@ impl Conn {
     fn new(
         session: Box<dyn Session>,
         scheduled: Arc<AtomicBool>,
-        target: Option<(Vec<SocketAddr>, Reconnect)>,
+        target: Option<(Vec<Address>, Reconnect)>,
         delay: Duration,
     ) -> Conn {
         Conn {

@@ -18,7 +18,7 @@ use crate::pattern::{self, Drops, Pattern, SendError};
 use crate::pipe::{Capacity, Command, Parts, PeerMeta, PipeEnd, Waiter};
 use crate::route::{PipeId, Pipes};
 use crate::transport::session::SocketLink;
-use crate::transport::tcp;
+use crate::transport::{ipc, tcp};
 use crate::SocketType;
 
 /// A ZeroMQ socket. `Send` (move it to the thread that uses it), not `Sync`, as in libzmq.
@@ -43,6 +43,8 @@ pub struct Socket {
     bound: Vec<String>,
     /// Network listeners this socket runs.
     listeners: Vec<zring_engine::ListenerId>,
+    /// ipc socket files this socket created, removed when it is dropped.
+    ipc_files: Vec<std::path::PathBuf>,
     /// Where its connections' events go.
     monitor: crate::monitor::SharedHub,
     last_endpoint: Option<String>,
@@ -73,6 +75,7 @@ impl Socket {
             receiving: VecDeque::new(),
             bound: Vec::new(),
             listeners: Vec::new(),
+            ipc_files: Vec::new(),
             monitor: crate::monitor::SharedHub::default(),
             last_endpoint: None,
             _not_sync: PhantomData,
@@ -145,7 +148,7 @@ impl Socket {
     }
 
     /// Binds to an endpoint: `inproc://name`, `tcp://host:port` (`*` for every interface, port 0 or
-    /// `*` for an ephemeral one: see [`Socket::last_endpoint`]).
+    /// `*` for an ephemeral one: see [`Socket::last_endpoint`]), `ipc://path` or `ipc://@abstract`.
     pub fn bind(&mut self, endpoint: &str) -> Result<()> {
         match Endpoint::parse(endpoint)? {
             Endpoint::Tcp { host, port } => {
@@ -160,6 +163,15 @@ impl Socket {
                 let (id, resolved) = tcp::bind(&engine, thread, &target, self.link())?;
                 self.listeners.push(id);
                 self.last_endpoint = Some(resolved);
+                Ok(())
+            }
+            Endpoint::Ipc(name) => {
+                let engine = self.ctx.engine()?;
+                let thread = self.io_thread(engine.threads());
+                let bound = ipc::bind(&engine, thread, endpoint, &name, self.link())?;
+                self.listeners.push(bound.listener);
+                self.ipc_files.extend(bound.file);
+                self.last_endpoint = Some(endpoint.to_string());
                 Ok(())
             }
             Endpoint::Inproc(name) => {
@@ -187,40 +199,6 @@ impl Socket {
         match Endpoint::parse(endpoint)? {
             Endpoint::Tcp { host, port } => {
                 let engine = self.ctx.engine()?;
-                // The pipe exists from now on, so that messages queue while the stream is down and
-                // survive reconnections; a ROUTER waits for the handshake to learn the routing id,
-                // and IMMEDIATE asks for queues only to completed connections.
-                let pipe = if self.socket_type == SocketType::Router || self.options.immediate {
-                    None
-                } else {
-                    let (ours, theirs) = PipeEnd::pair(
-                        (
-                            Some(self.waiter.signal.clone()),
-                            PeerMeta {
-                                socket_type: self.socket_type,
-                                routing_id: self.options.routing_id.clone(),
-                            },
-                        ),
-                        // The remote peer, as far as it is known before the handshake.
-                        (
-                            None,
-                            PeerMeta {
-                                socket_type: self.socket_type,
-                                routing_id: Bytes::new(),
-                            },
-                        ),
-                        Capacity {
-                            forward: bound(self.options.sndhwm, self.options.conflate),
-                            backward: bound(self.options.rcvhwm, self.options.conflate),
-                        },
-                    );
-                    self.attach(ours);
-                    Some(theirs)
-                };
-                let reconnect = zring_engine::Reconnect {
-                    ivl: self.options.reconnect_ivl,
-                    ivl_max: self.options.reconnect_ivl_max,
-                };
                 let target = tcp::Target {
                     endpoint,
                     host: &host,
@@ -228,7 +206,23 @@ impl Socket {
                     ipv6: self.options.ipv6,
                 };
                 let thread = self.io_thread(engine.threads());
-                tcp::connect(&engine, thread, &target, self.link(), pipe, reconnect)?;
+                let pipe = self.connecting_pipe();
+                tcp::connect(
+                    &engine,
+                    thread,
+                    &target,
+                    self.link(),
+                    pipe,
+                    self.reconnect(),
+                )?;
+                self.last_endpoint = Some(endpoint.to_string());
+                Ok(())
+            }
+            Endpoint::Ipc(name) => {
+                let engine = self.ctx.engine()?;
+                let thread = self.io_thread(engine.threads());
+                let pipe = self.connecting_pipe();
+                ipc::connect(&engine, thread, &name, self.link(), pipe, self.reconnect())?;
                 self.last_endpoint = Some(endpoint.to_string());
                 Ok(())
             }
@@ -251,6 +245,45 @@ impl Socket {
             return 0;
         }
         (mask.trailing_zeros() as usize) % threads.max(1)
+    }
+
+    /// The pipe of a new outgoing network connection, made now so that messages queue while the
+    /// stream is down and survive reconnections; `None` for a ROUTER (which must learn the routing id
+    /// at the handshake) and with IMMEDIATE (queues only to completed connections).
+    fn connecting_pipe(&mut self) -> Option<PipeEnd> {
+        if self.socket_type == SocketType::Router || self.options.immediate {
+            return None;
+        }
+        let (ours, theirs) = PipeEnd::pair(
+            (
+                Some(self.waiter.signal.clone()),
+                PeerMeta {
+                    socket_type: self.socket_type,
+                    routing_id: self.options.routing_id.clone(),
+                },
+            ),
+            // The remote peer, as far as it is known before the handshake.
+            (
+                None,
+                PeerMeta {
+                    socket_type: self.socket_type,
+                    routing_id: Bytes::new(),
+                },
+            ),
+            Capacity {
+                forward: bound(self.options.sndhwm, self.options.conflate),
+                backward: bound(self.options.rcvhwm, self.options.conflate),
+            },
+        );
+        self.attach(ours);
+        Some(theirs)
+    }
+
+    fn reconnect(&self) -> zring_engine::Reconnect {
+        zring_engine::Reconnect {
+            ivl: self.options.reconnect_ivl,
+            ivl_max: self.options.reconnect_ivl_max,
+        }
     }
 
     fn attach(&mut self, pipe: PipeEnd) {
@@ -649,6 +682,9 @@ impl Drop for Socket {
                     engine.stop_listener(id);
                 }
             }
+        }
+        for file in self.ipc_files.drain(..) {
+            let _ = std::fs::remove_file(file);
         }
         let linger_until = self.options.linger.map(|d| Instant::now() + d);
         self.waiter.signal.close(linger_until);

@@ -3,14 +3,15 @@
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
 
-use zring_engine::{Engine, ListenerId, Reconnect, Session, SessionFactory, Waker};
+use zring_engine::{Address, Engine, ListenerId, Reconnect, Session, SessionFactory, Waker};
 
 use super::session::{SocketLink, TcpSession};
 use crate::error::{Error, Result};
 use crate::pipe::PipeEnd;
 
-struct Factory {
-    link: SocketLink,
+/// Makes the session of each accepted stream (tcp or ipc).
+pub(crate) struct Factory {
+    pub(crate) link: SocketLink,
 }
 
 impl SessionFactory for Factory {
@@ -76,7 +77,7 @@ pub(crate) fn bind(
         _ => Error::Io(e),
     })?;
     let local = listener.local_addr()?;
-    let id = engine.listen(thread, listener, Arc::new(Factory { link }));
+    let id = engine.listen(thread, listener.into(), Arc::new(Factory { link }));
     Ok((id, format!("tcp://{local}")))
 }
 
@@ -98,7 +99,7 @@ pub(crate) fn connect(
     let addrs = resolve(target)?;
     engine.connect(
         thread,
-        addrs,
+        addrs.into_iter().map(Address::Tcp).collect(),
         reconnect,
         Box::new(move |waker| Box::new(TcpSession::connecting(link, waker, pipe))),
     );

@@ -14,6 +14,7 @@ pub(crate) const WATCHDOG: Duration = Duration::from_secs(5);
 pub(crate) enum Transport {
     Inproc,
     Tcp,
+    Ipc,
 }
 
 static NEXT_NAME: AtomicUsize = AtomicUsize::new(0);
@@ -53,6 +54,11 @@ impl Net {
                 s.bind("tcp://127.0.0.1:0").unwrap();
                 s.last_endpoint().unwrap()
             }
+            Transport::Ipc => {
+                let ep = format!("ipc://{}", ipc_path().display());
+                s.bind(&ep).unwrap();
+                ep
+            }
         }
     }
 
@@ -69,6 +75,12 @@ impl Net {
         s.connect(ep).unwrap();
         s
     }
+}
+
+/// A fresh path for an ipc socket file.
+pub(crate) fn ipc_path() -> std::path::PathBuf {
+    let n = NEXT_NAME.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("zring-test-{}-{n}.sock", std::process::id()))
 }
 
 /// Waits until `s` has `n` peers attached (bounded by [`WATCHDOG`]).
@@ -111,6 +123,9 @@ macro_rules! for_transports {
         }
         mod tcp {
             $(#[test] fn $name() { super::$name(&$crate::common::Net::new($crate::common::Transport::Tcp)); })*
+        }
+        mod ipc {
+            $(#[test] fn $name() { super::$name(&$crate::common::Net::new($crate::common::Transport::Ipc)); })*
         }
     };
 }
