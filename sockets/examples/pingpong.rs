@@ -1,5 +1,5 @@
-//! One-way latency of a 64-byte REQ/REP ping-pong over tcp and inproc: zring, libzmq and bare TCP in
-//! the same run, interleaved, medians. Run: `cargo run --release -p zring --example pingpong`.
+//! One-way latency of a 64-byte REQ/REP ping-pong over tcp, ipc and inproc: zring, libzmq and the bare
+//! sockets in the same run, interleaved, medians. Run: `cargo run --release -p zring --example pingpong`.
 //! (The full harness is `zring bench`; this is the quick look used while designing the hot path.)
 
 use std::io::{Read, Write};
@@ -61,6 +61,10 @@ fn libzmq_rtts(endpoint: &str) -> Vec<Duration> {
     });
     let req = ctx.socket(zmq::REQ).unwrap();
     req.connect(&ep).unwrap();
+    if let Some(path) = endpoint.strip_prefix("ipc://") {
+        // libzmq leaves its socket file behind: the directory entry can go now, the socket stays.
+        let _ = std::fs::remove_file(path);
+    }
     let payload = [7u8; SIZE];
     let mut rtts = Vec::with_capacity(TRIPS);
     for i in 0..TRIPS + 100 {
@@ -103,12 +107,46 @@ fn bare_tcp_rtts() -> Vec<Duration> {
     rtts
 }
 
+fn bare_unix_rtts() -> Vec<Duration> {
+    use std::os::unix::net::UnixStream;
+    let (mut c, mut s) = UnixStream::pair().unwrap();
+    let server = std::thread::spawn(move || {
+        let mut buf = [0u8; SIZE];
+        for _ in 0..TRIPS + 100 {
+            s.read_exact(&mut buf).unwrap();
+            s.write_all(&buf).unwrap();
+        }
+    });
+    let mut buf = [7u8; SIZE];
+    let mut rtts = Vec::with_capacity(TRIPS);
+    for i in 0..TRIPS + 100 {
+        let t = Instant::now();
+        c.write_all(&buf).unwrap();
+        c.read_exact(&mut buf).unwrap();
+        if i >= 100 {
+            rtts.push(t.elapsed());
+        }
+    }
+    server.join().unwrap();
+    rtts
+}
+
+fn ipc_endpoint(who: &str) -> String {
+    let path =
+        std::env::temp_dir().join(format!("zring-pingpong-{who}-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    format!("ipc://{}", path.display())
+}
+
 fn main() {
     type Case = (&'static str, fn() -> Vec<Duration>);
-    let cases: [Case; 5] = [
+    let cases: [Case; 8] = [
         ("bare tcp", bare_tcp_rtts),
         ("zring tcp", || zring_rtts("tcp://127.0.0.1:0")),
         ("libzmq tcp", || libzmq_rtts("tcp://127.0.0.1:*")),
+        ("bare unix", bare_unix_rtts),
+        ("zring ipc", || zring_rtts(&ipc_endpoint("zring"))),
+        ("libzmq ipc", || libzmq_rtts(&ipc_endpoint("libzmq"))),
         ("zring inproc", || zring_rtts("inproc://pingpong")),
         ("libzmq inproc", || libzmq_rtts("inproc://pingpong")),
     ];
