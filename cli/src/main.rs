@@ -5,6 +5,8 @@
 //! input; a tab in a text separates frames. `req` prints each reply; `rep` answers each request with
 //! `--reply` or echoes it.
 
+mod bench;
+
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -47,6 +49,7 @@ impl Kind {
 }
 
 /// A ZeroMQ socket from the shell, a peer of any libzmq, pyzmq or zring program.
+/// (`zring bench --help`: zring against libzmq, side by side.)
 #[derive(Debug, Parser)]
 #[command(name = "zring", version, about)]
 struct Args {
@@ -242,11 +245,32 @@ fn run(args: &Args) -> Result<(), Error> {
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    match argv.get(1).map(String::as_str) {
+        Some("bench") => {
+            let args = bench::BenchArgs::parse_from(argv.iter().skip(1));
+            return finish(bench::run(&args));
+        }
+        Some("__bench-serve") => {
+            return finish(bench::serve_command(argv.get(2..).unwrap_or_default()))
+        }
+        _ => {}
+    }
     let args = Args::parse();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("zring: {}", say(&e, args.timeout));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn finish(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("zring: {e}");
             ExitCode::FAILURE
         }
     }

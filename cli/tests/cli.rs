@@ -186,3 +186,36 @@ fn errors_exit_non_zero_with_one_line() {
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("--subscribe"));
 }
+
+#[test]
+fn bench_measures_zring_libzmq_and_the_bare_limit_side_by_side() {
+    let out = zring()
+        .args([
+            "bench",
+            "--quick",
+            "--transport",
+            "tcp",
+            "--size",
+            "64",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    // latency p50, p99, p99.9 and throughput rate, bandwidth.
+    assert_eq!(rows.len(), 5);
+    for row in &rows {
+        for imp in ["zring", "libzmq", "bare"] {
+            let v = row[imp].as_f64().unwrap_or(0.0);
+            assert!(v > 0.0, "{imp} in {row}");
+        }
+        assert!(row["zring_vs_libzmq"].as_f64().is_some());
+    }
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(progress.contains("6/6"), "progress is shown: {progress}");
+}
