@@ -123,10 +123,159 @@ fn endpoint(transport: Transport, tag: &str) -> String {
     }
 }
 
-// ---- The server side (the second process, or a thread for inproc) ------------------------------
+// ---- The two libraries behind the same calls ----------------------------------------------------
 
-/// Serves one measurement: echoes `count` messages (latency) or receives `count` and reports how long
-/// that took (throughput). Prints `READY <endpoint>` once bound, and for throughput `ELAPSED <ns>`.
+/// One end of a measurement, zring's or libzmq's.
+trait Peer: Send {
+    fn send(&mut self, data: &[u8]) -> Result<(), String>;
+    /// Receives a message and drops it.
+    fn recv(&mut self) -> Result<(), String>;
+    /// Receives a message and sends it back.
+    fn echo(&mut self) -> Result<(), String>;
+}
+
+impl Peer for zring::Socket {
+    fn send(&mut self, data: &[u8]) -> Result<(), String> {
+        zring::Socket::send(self, data).map_err(|e| e.to_string())
+    }
+    fn recv(&mut self) -> Result<(), String> {
+        zring::Socket::recv(self)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+    fn echo(&mut self) -> Result<(), String> {
+        let m = zring::Socket::recv(self).map_err(|e| e.to_string())?;
+        zring::Socket::send(self, m).map_err(|e| e.to_string())
+    }
+}
+
+/// A libzmq socket with its receive buffer.
+struct Zmq(zmq::Socket, zmq::Message);
+
+impl Peer for Zmq {
+    fn send(&mut self, data: &[u8]) -> Result<(), String> {
+        self.0.send(data, 0).map_err(|e| e.to_string())
+    }
+    fn recv(&mut self) -> Result<(), String> {
+        self.0.recv(&mut self.1, 0).map_err(|e| e.to_string())
+    }
+    fn echo(&mut self) -> Result<(), String> {
+        self.0.recv(&mut self.1, 0).map_err(|e| e.to_string())?;
+        self.0.send(&self.1[..], 0).map_err(|e| e.to_string())
+    }
+}
+
+/// The roles of a measurement.
+#[derive(Clone, Copy)]
+enum Role {
+    Client,
+    Server,
+}
+
+/// A zring or libzmq context.
+#[derive(Clone)]
+enum Ctx {
+    Zring(zring::Context),
+    Libzmq(zmq::Context),
+}
+
+impl Ctx {
+    fn new(imp: Imp) -> Result<Ctx, String> {
+        match imp {
+            Imp::Zring => Ok(Ctx::Zring(zring::Context::new())),
+            Imp::Libzmq => Ok(Ctx::Libzmq(zmq::Context::new())),
+            Imp::Bare => Err("the bare limit has no context".into()),
+        }
+    }
+
+    /// The socket of `role` for `kind` (REQ/REP or PUSH/PULL): the server binds `ep`, the client
+    /// connects to it. Returns it with the endpoint as bound.
+    fn socket(&self, kind: Kind, role: Role, ep: &str) -> Result<(Box<dyn Peer>, String), String> {
+        let e = |e: &dyn std::fmt::Display| e.to_string();
+        match self {
+            Ctx::Zring(ctx) => {
+                use zring::SocketType as T;
+                let t = match (kind, role) {
+                    (Kind::Latency, Role::Server) => T::Rep,
+                    (Kind::Latency, Role::Client) => T::Req,
+                    (Kind::Throughput, Role::Server) => T::Pull,
+                    (Kind::Throughput, Role::Client) => T::Push,
+                };
+                let mut s = ctx.socket(t).map_err(|x| e(&x))?;
+                match role {
+                    Role::Server => s.bind(ep).map_err(|x| e(&x))?,
+                    Role::Client => s.connect(ep).map_err(|x| e(&x))?,
+                }
+                let resolved = s.last_endpoint().unwrap_or_default();
+                Ok((Box::new(s), resolved))
+            }
+            Ctx::Libzmq(ctx) => {
+                let t = match (kind, role) {
+                    (Kind::Latency, Role::Server) => zmq::REP,
+                    (Kind::Latency, Role::Client) => zmq::REQ,
+                    (Kind::Throughput, Role::Server) => zmq::PULL,
+                    (Kind::Throughput, Role::Client) => zmq::PUSH,
+                };
+                let s = ctx.socket(t).map_err(|x| e(&x))?;
+                match role {
+                    Role::Server => s
+                        .bind(&ep.replace("tcp://127.0.0.1:0", "tcp://127.0.0.1:*"))
+                        .map_err(|x| e(&x))?,
+                    Role::Client => s.connect(ep).map_err(|x| e(&x))?,
+                }
+                let resolved = s
+                    .get_last_endpoint()
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or_default();
+                Ok((Box::new(Zmq(s, zmq::Message::new())), resolved))
+            }
+        }
+    }
+}
+
+/// The server's loop: echoes `count` messages (latency) or receives them; returns the time from the
+/// first message to the last.
+fn serve_loop(s: &mut dyn Peer, kind: Kind, count: usize) -> Result<Duration, String> {
+    let mut first = None;
+    for _ in 0..count {
+        match kind {
+            Kind::Latency => s.echo()?,
+            Kind::Throughput => s.recv()?,
+        }
+        first.get_or_insert_with(Instant::now);
+    }
+    Ok(first.map_or(Duration::ZERO, |f| f.elapsed()))
+}
+
+/// The client's loop: round trips (latency) or a stream of `count` messages.
+fn client_loop(
+    s: &mut dyn Peer,
+    kind: Kind,
+    payload: &[u8],
+    count: usize,
+) -> Result<Vec<Duration>, String> {
+    let mut rtts = Vec::with_capacity(if kind == Kind::Latency { count } else { 0 });
+    for _ in 0..count {
+        let start = Instant::now();
+        s.send(payload)?;
+        if kind == Kind::Latency {
+            s.recv()?;
+            rtts.push(start.elapsed());
+        }
+    }
+    Ok(rtts)
+}
+
+// ---- The server side (the second process) --------------------------------------------------------
+
+fn say(out: &mut dyn Write, line: String) -> Result<(), String> {
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|e| e.to_string())
+}
+
+/// Serves one measurement: prints `READY <endpoint>` once bound, then for throughput `ELAPSED <ns>`.
 fn serve(
     imp: Imp,
     kind: Kind,
@@ -135,79 +284,22 @@ fn serve(
     count: usize,
     out: &mut dyn Write,
 ) -> Result<(), String> {
-    let say = |out: &mut dyn Write, line: String| -> Result<(), String> {
-        writeln!(out, "{line}")
-            .and_then(|()| out.flush())
-            .map_err(|e| e.to_string())
-    };
-    match imp {
-        Imp::Zring => {
-            let ctx = zring::Context::new();
-            let t = if kind == Kind::Latency {
-                zring::SocketType::Rep
-            } else {
-                zring::SocketType::Pull
-            };
-            let mut s = ctx.socket(t).map_err(|e| e.to_string())?;
-            s.bind(ep).map_err(|e| e.to_string())?;
-            say(
-                out,
-                format!("READY {}", s.last_endpoint().unwrap_or_default()),
-            )?;
-            let start = Instant::now();
-            let mut first = None;
-            for _ in 0..count {
-                let m = s.recv().map_err(|e| e.to_string())?;
-                first.get_or_insert_with(Instant::now);
-                if kind == Kind::Latency {
-                    s.send(m).map_err(|e| e.to_string())?;
-                }
-            }
-            if kind == Kind::Throughput {
-                let from = first.unwrap_or(start);
-                say(out, format!("ELAPSED {}", from.elapsed().as_nanos()))?;
-            }
-        }
-        Imp::Libzmq => {
-            let ctx = zmq::Context::new();
-            let t = if kind == Kind::Latency {
-                zmq::REP
-            } else {
-                zmq::PULL
-            };
-            let s = ctx.socket(t).map_err(|e| e.to_string())?;
-            let bind_ep = ep.replace("tcp://127.0.0.1:0", "tcp://127.0.0.1:*");
-            s.bind(&bind_ep).map_err(|e| e.to_string())?;
-            let resolved = s
-                .get_last_endpoint()
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default();
-            say(out, format!("READY {resolved}"))?;
-            let mut msg = zmq::Message::new();
-            let start = Instant::now();
-            let mut first = None;
-            for _ in 0..count {
-                s.recv(&mut msg, 0).map_err(|e| e.to_string())?;
-                first.get_or_insert_with(Instant::now);
-                if kind == Kind::Latency {
-                    s.send(&msg[..], 0).map_err(|e| e.to_string())?;
-                }
-            }
-            if kind == Kind::Throughput {
-                let from = first.unwrap_or(start);
-                say(out, format!("ELAPSED {}", from.elapsed().as_nanos()))?;
-            }
-            if let Some(path) = ep.strip_prefix("ipc://") {
-                let _ = std::fs::remove_file(path);
-            }
-        }
-        Imp::Bare => serve_bare(kind, ep, size, count, out, &say)?,
+    if imp == Imp::Bare {
+        return serve_bare(kind, ep, size, count, out);
+    }
+    let ctx = Ctx::new(imp)?;
+    let (mut s, resolved) = ctx.socket(kind, Role::Server, ep)?;
+    say(out, format!("READY {resolved}"))?;
+    let elapsed = serve_loop(&mut *s, kind, count)?;
+    if kind == Kind::Throughput {
+        say(out, format!("ELAPSED {}", elapsed.as_nanos()))?;
+    }
+    if let Some(path) = ep.strip_prefix("ipc://") {
+        // libzmq leaves its socket file behind.
+        let _ = std::fs::remove_file(path);
     }
     Ok(())
 }
-
-type Say<'a> = &'a dyn Fn(&mut dyn Write, String) -> Result<(), String>;
 
 /// The bare limit: the same exchange over a plain stream socket, each message `size` octets.
 fn serve_bare(
@@ -216,7 +308,6 @@ fn serve_bare(
     size: usize,
     count: usize,
     out: &mut dyn Write,
-    say: Say<'_>,
 ) -> Result<(), String> {
     let mut stream: Box<dyn ReadWrite> = if let Some(path) = ep.strip_prefix("ipc://") {
         let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| e.to_string())?;
@@ -280,9 +371,8 @@ impl Server {
         transport: Transport,
         size: usize,
         count: usize,
-        tag: &str,
     ) -> Result<(Server, String), String> {
-        let ep = endpoint(transport, tag);
+        let ep = endpoint(transport, &format!("{imp:?}"));
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut child = Command::new(exe)
             .args([
@@ -314,16 +404,44 @@ impl Server {
         Ok(line.trim().to_string())
     }
 
-    fn finish(mut self) -> Result<(), String> {
+    /// Waits for the server; for throughput, returns the time it reported.
+    fn finish(mut self, kind: Kind) -> Result<Duration, String> {
+        let elapsed = match kind {
+            Kind::Throughput => {
+                let line = self.line()?;
+                let ns: u64 = line
+                    .strip_prefix("ELAPSED ")
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| format!("server said {line:?}"))?;
+                Duration::from_nanos(ns)
+            }
+            Kind::Latency => Duration::ZERO,
+        };
         let status = self.child.wait().map_err(|e| e.to_string())?;
         status
             .success()
-            .then_some(())
+            .then_some(elapsed)
             .ok_or_else(|| format!("server exited with {status}"))
     }
 }
 
-/// Runs the zring or libzmq client against a server of the same implementation.
+/// One-way latencies from round trips, leaving out the first tenth (connection set-up, cold caches).
+fn percentile_sample(rtts: Vec<Duration>) -> Sample {
+    let warm_up = rtts.len() / 10;
+    Sample::Latency(rtts.into_iter().skip(warm_up).map(|d| d / 2).collect())
+}
+
+fn sample(kind: Kind, rtts: Vec<Duration>, count: usize, elapsed: Duration) -> Sample {
+    match kind {
+        Kind::Latency => percentile_sample(rtts),
+        Kind::Throughput => Sample::Rate {
+            messages: count,
+            elapsed,
+        },
+    }
+}
+
+/// tcp or ipc: the server in a second process, the client here.
 fn measure(
     imp: Imp,
     kind: Kind,
@@ -336,94 +454,18 @@ fn measure(
     } else {
         messages(size, quick)
     };
-    let (server, ep) = Server::start(imp, kind, transport, size, count, &format!("{imp:?}"))?;
+    let (server, ep) = Server::start(imp, kind, transport, size, count)?;
     let payload = vec![0x5Au8; size];
-    match imp {
-        Imp::Zring => zring_client(kind, &ep, &payload, count, server),
-        Imp::Libzmq => libzmq_client(kind, &ep, &payload, count, server),
-        Imp::Bare => bare_client(kind, &ep, &payload, count, server),
-    }
-}
-
-/// One-way latencies from round trips, leaving out the first tenth (connection set-up, cold caches).
-fn percentile_sample(rtts: Vec<Duration>) -> Sample {
-    let warm_up = rtts.len() / 10;
-    Sample::Latency(rtts.into_iter().skip(warm_up).map(|d| d / 2).collect())
-}
-
-fn zring_client(
-    kind: Kind,
-    ep: &str,
-    payload: &[u8],
-    count: usize,
-    server: Server,
-) -> Result<Sample, String> {
-    let ctx = zring::Context::new();
-    let e = |e: zring::Error| e.to_string();
-    if kind == Kind::Latency {
-        let mut req = ctx.socket(zring::SocketType::Req).map_err(e)?;
-        req.connect(ep).map_err(e)?;
-        let mut rtts = Vec::with_capacity(count);
-        for _ in 0..count {
-            let t = Instant::now();
-            req.send(payload).map_err(e)?;
-            req.recv().map_err(e)?;
-            rtts.push(t.elapsed());
+    let rtts = match imp {
+        Imp::Bare => bare_client(kind, &ep, &payload, count)?,
+        _ => {
+            let ctx = Ctx::new(imp)?;
+            let (mut s, _) = ctx.socket(kind, Role::Client, &ep)?;
+            client_loop(&mut *s, kind, &payload, count)?
         }
-        server.finish()?;
-        Ok(percentile_sample(rtts))
-    } else {
-        let mut push = ctx.socket(zring::SocketType::Push).map_err(e)?;
-        push.connect(ep).map_err(e)?;
-        for _ in 0..count {
-            push.send(payload).map_err(e)?;
-        }
-        let mut server = server;
-        let elapsed = elapsed_line(&mut server)?;
-        server.finish()?;
-        Ok(Sample::Rate {
-            messages: count,
-            elapsed,
-        })
-    }
-}
-
-fn libzmq_client(
-    kind: Kind,
-    ep: &str,
-    payload: &[u8],
-    count: usize,
-    server: Server,
-) -> Result<Sample, String> {
-    let ctx = zmq::Context::new();
-    let e = |e: zmq::Error| e.to_string();
-    if kind == Kind::Latency {
-        let req = ctx.socket(zmq::REQ).map_err(e)?;
-        req.connect(ep).map_err(e)?;
-        let mut msg = zmq::Message::new();
-        let mut rtts = Vec::with_capacity(count);
-        for _ in 0..count {
-            let t = Instant::now();
-            req.send(payload, 0).map_err(e)?;
-            req.recv(&mut msg, 0).map_err(e)?;
-            rtts.push(t.elapsed());
-        }
-        server.finish()?;
-        Ok(percentile_sample(rtts))
-    } else {
-        let push = ctx.socket(zmq::PUSH).map_err(e)?;
-        push.connect(ep).map_err(e)?;
-        for _ in 0..count {
-            push.send(payload, 0).map_err(e)?;
-        }
-        let mut server = server;
-        let elapsed = elapsed_line(&mut server)?;
-        server.finish()?;
-        Ok(Sample::Rate {
-            messages: count,
-            elapsed,
-        })
-    }
+    };
+    let elapsed = server.finish(kind)?;
+    Ok(sample(kind, rtts, count, elapsed))
 }
 
 fn bare_client(
@@ -431,8 +473,7 @@ fn bare_client(
     ep: &str,
     payload: &[u8],
     count: usize,
-    server: Server,
-) -> Result<Sample, String> {
+) -> Result<Vec<Duration>, String> {
     let mut stream: Box<dyn ReadWrite> = match ep.strip_prefix("ipc://") {
         Some(path) => {
             Box::new(std::os::unix::net::UnixStream::connect(path).map_err(|e| e.to_string())?)
@@ -445,152 +486,40 @@ fn bare_client(
         }
     };
     let mut buf = payload.to_vec();
-    if kind == Kind::Latency {
-        let mut rtts = Vec::with_capacity(count);
-        for _ in 0..count {
-            let t = Instant::now();
-            stream.write_all(payload).map_err(|e| e.to_string())?;
+    let mut rtts = Vec::with_capacity(if kind == Kind::Latency { count } else { 0 });
+    for _ in 0..count {
+        let start = Instant::now();
+        stream.write_all(payload).map_err(|e| e.to_string())?;
+        if kind == Kind::Latency {
             stream.read_exact(&mut buf).map_err(|e| e.to_string())?;
-            rtts.push(t.elapsed());
+            rtts.push(start.elapsed());
         }
-        server.finish()?;
-        Ok(percentile_sample(rtts))
-    } else {
-        for _ in 0..count {
-            stream.write_all(payload).map_err(|e| e.to_string())?;
-        }
-        let mut server = server;
-        let elapsed = elapsed_line(&mut server)?;
-        server.finish()?;
-        Ok(Sample::Rate {
-            messages: count,
-            elapsed,
-        })
     }
-}
-
-fn elapsed_line(server: &mut Server) -> Result<Duration, String> {
-    let line = server.line()?;
-    let ns: u64 = line
-        .strip_prefix("ELAPSED ")
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| format!("server said {line:?}"))?;
-    Ok(Duration::from_nanos(ns))
+    Ok(rtts)
 }
 
 /// inproc: both sides in one process and one context (inproc reaches only sockets of the same
 /// context), the server on a thread. The bare limit is two threads ping-ponging a counter through one
-/// atomic, spinning: the cost of the cache line crossing cores and back.
+/// atomic, spinning: the cost of a cache line crossing cores and back.
 fn measure_inproc(imp: Imp, kind: Kind, size: usize, quick: bool) -> Result<Sample, String> {
     let count = if kind == Kind::Latency {
         trips(size, quick)
     } else {
         messages(size, quick)
     };
-    let ep = endpoint(Transport::Inproc, &format!("{imp:?}-{kind:?}-{size}"));
-    let payload = vec![0x5Au8; size];
-    match imp {
-        Imp::Zring => {
-            let ctx = zring::Context::new();
-            let server_ctx = ctx.clone();
-            let e = |e: zring::Error| e.to_string();
-            let t = if kind == Kind::Latency {
-                zring::SocketType::Rep
-            } else {
-                zring::SocketType::Pull
-            };
-            let mut server = server_ctx.socket(t).map_err(e)?;
-            server.bind(&ep).map_err(e)?;
-            let serving = std::thread::spawn(move || -> Result<Duration, String> {
-                let mut first = None;
-                for _ in 0..count {
-                    let m = server.recv().map_err(e)?;
-                    first.get_or_insert_with(Instant::now);
-                    if kind == Kind::Latency {
-                        server.send(m).map_err(e)?;
-                    }
-                }
-                Ok(first.map_or(Duration::ZERO, |f: Instant| f.elapsed()))
-            });
-            let t = if kind == Kind::Latency {
-                zring::SocketType::Req
-            } else {
-                zring::SocketType::Push
-            };
-            let mut client = ctx.socket(t).map_err(e)?;
-            client.connect(&ep).map_err(e)?;
-            let mut rtts = Vec::with_capacity(count);
-            for _ in 0..count {
-                let start = Instant::now();
-                client.send(&payload[..]).map_err(e)?;
-                if kind == Kind::Latency {
-                    client.recv().map_err(e)?;
-                    rtts.push(start.elapsed());
-                }
-            }
-            let elapsed = serving
-                .join()
-                .map_err(|_| "server thread panicked".to_string())??;
-            Ok(match kind {
-                Kind::Latency => percentile_sample(rtts),
-                Kind::Throughput => Sample::Rate {
-                    messages: count,
-                    elapsed,
-                },
-            })
-        }
-        Imp::Libzmq => {
-            let ctx = zmq::Context::new();
-            let e = |e: zmq::Error| e.to_string();
-            let t = if kind == Kind::Latency {
-                zmq::REP
-            } else {
-                zmq::PULL
-            };
-            let server = ctx.socket(t).map_err(e)?;
-            server.bind(&ep).map_err(e)?;
-            let serving = std::thread::spawn(move || -> Result<Duration, String> {
-                let mut msg = zmq::Message::new();
-                let mut first = None;
-                for _ in 0..count {
-                    server.recv(&mut msg, 0).map_err(e)?;
-                    first.get_or_insert_with(Instant::now);
-                    if kind == Kind::Latency {
-                        server.send(&msg[..], 0).map_err(e)?;
-                    }
-                }
-                Ok(first.map_or(Duration::ZERO, |f: Instant| f.elapsed()))
-            });
-            let t = if kind == Kind::Latency {
-                zmq::REQ
-            } else {
-                zmq::PUSH
-            };
-            let client = ctx.socket(t).map_err(e)?;
-            client.connect(&ep).map_err(e)?;
-            let mut msg = zmq::Message::new();
-            let mut rtts = Vec::with_capacity(count);
-            for _ in 0..count {
-                let start = Instant::now();
-                client.send(&payload[..], 0).map_err(e)?;
-                if kind == Kind::Latency {
-                    client.recv(&mut msg, 0).map_err(e)?;
-                    rtts.push(start.elapsed());
-                }
-            }
-            let elapsed = serving
-                .join()
-                .map_err(|_| "server thread panicked".to_string())??;
-            Ok(match kind {
-                Kind::Latency => percentile_sample(rtts),
-                Kind::Throughput => Sample::Rate {
-                    messages: count,
-                    elapsed,
-                },
-            })
-        }
-        Imp::Bare => Ok(spinning_ping_pong(count)),
+    if imp == Imp::Bare {
+        return Ok(spinning_ping_pong(count));
     }
+    let ep = endpoint(Transport::Inproc, &format!("{imp:?}-{kind:?}-{size}"));
+    let ctx = Ctx::new(imp)?;
+    let (mut server, _) = ctx.socket(kind, Role::Server, &ep)?;
+    let serving = std::thread::spawn(move || serve_loop(&mut *server, kind, count));
+    let (mut client, _) = ctx.socket(kind, Role::Client, &ep)?;
+    let rtts = client_loop(&mut *client, kind, &vec![0x5Au8; size], count)?;
+    let elapsed = serving
+        .join()
+        .map_err(|_| "server thread panicked".to_string())??;
+    Ok(sample(kind, rtts, count, elapsed))
 }
 
 /// Two threads handing a counter back and forth through one atomic, spinning.

@@ -116,27 +116,10 @@ pub(crate) struct Signal {
 }
 
 impl Signal {
-    /// A signal and the parker its owner waits on.
-    pub(crate) fn new() -> (Arc<Signal>, Parker) {
-        let parker = Parker::new();
-        let signal = Arc::new(Signal {
-            parked: AtomicBool::new(false),
-            wake: Wake::Thread(parker.unparker().clone()),
-            closed: AtomicBool::new(false),
-            linger: OnceLock::new(),
-            mail: Mutex::new(Vec::new()),
-            has_mail: AtomicBool::new(false),
-            watcher: Mutex::new(None),
-            watched: AtomicBool::new(false),
-        });
-        (signal, parker)
-    }
-
-    /// The signal of a session: every notification schedules it on its I/O thread.
-    pub(crate) fn for_session(waker: zring_engine::Waker) -> Arc<Signal> {
+    fn with(wake: Wake, parked: bool) -> Arc<Signal> {
         Arc::new(Signal {
-            parked: AtomicBool::new(true),
-            wake: Wake::Engine(waker),
+            parked: AtomicBool::new(parked),
+            wake,
             closed: AtomicBool::new(false),
             linger: OnceLock::new(),
             mail: Mutex::new(Vec::new()),
@@ -144,6 +127,18 @@ impl Signal {
             watcher: Mutex::new(None),
             watched: AtomicBool::new(false),
         })
+    }
+
+    /// A signal and the parker its owner waits on.
+    pub(crate) fn new() -> (Arc<Signal>, Parker) {
+        let parker = Parker::new();
+        let signal = Signal::with(Wake::Thread(parker.unparker().clone()), false);
+        (signal, parker)
+    }
+
+    /// The signal of a session: every notification schedules it on its I/O thread.
+    pub(crate) fn for_session(waker: zring_engine::Waker) -> Arc<Signal> {
+        Signal::with(Wake::Engine(waker), true)
     }
 
     /// Marks the owner gone (its socket was dropped); what it queued may be delivered until

@@ -61,6 +61,19 @@ impl std::fmt::Debug for Socket {
     }
 }
 
+/// Defines option setters that store their value as is (those that check it are written out).
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident($field:ident: $ty:ty);)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(&mut self, value: $ty) -> Result<()> {
+                self.options.$field = value;
+                Ok(())
+            }
+        )*
+    };
+}
+
 impl Socket {
     pub(crate) fn new(ctx: Context, socket_type: SocketType, id: u64) -> Socket {
         Socket {
@@ -536,35 +549,52 @@ impl Socket {
         self.pattern.writable(&self.pipes)
     }
 
-    /// High-water mark for outgoing messages, per peer (0: no limit). Applies to peers attached after.
-    pub fn set_sndhwm(&mut self, hwm: usize) -> Result<()> {
-        self.options.sndhwm = hwm;
-        Ok(())
-    }
-
-    /// High-water mark for incoming messages, per peer (0: no limit). Applies to peers attached after.
-    pub fn set_rcvhwm(&mut self, hwm: usize) -> Result<()> {
-        self.options.rcvhwm = hwm;
-        Ok(())
-    }
-
-    /// How long `send` waits (`None`: forever, `Some(ZERO)`: not at all).
-    pub fn set_sndtimeo(&mut self, timeout: Option<Duration>) -> Result<()> {
-        self.options.sndtimeo = timeout;
-        Ok(())
-    }
-
-    /// How long `recv` waits (`None`: forever, `Some(ZERO)`: not at all).
-    pub fn set_rcvtimeo(&mut self, timeout: Option<Duration>) -> Result<()> {
-        self.options.rcvtimeo = timeout;
-        Ok(())
-    }
-
-    /// How long messages still queued are delivered after the socket is dropped (`None`, the default
-    /// as in libzmq: until they are; dropping the context waits for them). `Some(ZERO)` discards them.
-    pub fn set_linger(&mut self, linger: Option<Duration>) -> Result<()> {
-        self.options.linger = linger;
-        Ok(())
+    setters! {
+        /// High-water mark for outgoing messages, per peer (0: no limit). Applies to peers attached after.
+        set_sndhwm(sndhwm: usize);
+        /// High-water mark for incoming messages, per peer (0: no limit). Applies to peers attached after.
+        set_rcvhwm(rcvhwm: usize);
+        /// How long `send` waits (`None`: forever, `Some(ZERO)`: not at all).
+        set_sndtimeo(sndtimeo: Option<Duration>);
+        /// How long `recv` waits (`None`: forever, `Some(ZERO)`: not at all).
+        set_rcvtimeo(rcvtimeo: Option<Duration>);
+        /// How long messages still queued are delivered after the socket is dropped (`None`, the default
+        /// as in libzmq: until they are; dropping the context waits for them). `Some(ZERO)` discards them.
+        set_linger(linger: Option<Duration>);
+        /// ROUTER: fail with [`Error::HostUnreachable`] (unknown peer) or [`Error::WouldBlock`] (full peer)
+        /// instead of dropping.
+        set_router_mandatory(router_mandatory: bool);
+        /// The largest frame accepted from a network peer (`None`: no limit); a larger one closes that
+        /// connection.
+        set_maxmsgsize(maxmsgsize: Option<u64>);
+        /// Deadline for a network handshake (`None`: none).
+        set_handshake_ivl(handshake_ivl: Option<Duration>);
+        /// Send a PING every `ivl` on network connections (`None`: never).
+        set_heartbeat_ivl(heartbeat_ivl: Option<Duration>);
+        /// The TTL announced in our PINGs.
+        set_heartbeat_ttl(heartbeat_ttl: Option<Duration>);
+        /// How long a peer may stay silent after our PING before it is dropped (default: the interval).
+        set_heartbeat_timeout(heartbeat_timeout: Option<Duration>);
+        /// Delay before reconnecting a dropped connection (default 100 ms).
+        set_reconnect_ivl(reconnect_ivl: Duration);
+        /// Largest reconnect delay: the delay doubles up to it (zero, the default: no doubling).
+        set_reconnect_ivl_max(reconnect_ivl_max: Duration);
+        /// Keep only the newest message in each queue (`CONFLATE`), for state updates where only the last
+        /// one matters. Applies to peers attached after.
+        set_conflate(conflate: bool);
+        /// Queue messages only to connections whose handshake completed (`IMMEDIATE`): a connecting
+        /// socket then neither queues for a peer that is down nor keeps those messages across a
+        /// reconnection. Applies to connections made after.
+        set_immediate(immediate: bool);
+        /// `SO_KEEPALIVE` on network streams (`None`: the system's default).
+        set_tcp_keepalive(tcp_keepalive: Option<bool>);
+        /// Allow IPv6: `tcp://*:port` then binds IPv6 and IPv4, and names may resolve to IPv6 addresses.
+        /// IPv6 literals (`tcp://[::1]:5555`) work either way.
+        set_ipv6(ipv6: bool);
+        /// Which I/O threads serve this socket's network connections made after, as a bit mask (0: any).
+        set_affinity(affinity: u64);
+        /// XPUB: report every subscription received, not only the first for each topic.
+        set_xpub_verbose(xpub_verbose: bool);
     }
 
     /// Our routing id (1 to 255 octets, not starting with 0x00), announced to peers that connect after.
@@ -577,96 +607,6 @@ impl Socket {
             });
         }
         self.options.routing_id = Bytes::copy_from_slice(id);
-        Ok(())
-    }
-
-    /// ROUTER: fail with [`Error::HostUnreachable`] (unknown peer) or [`Error::WouldBlock`] (full peer)
-    /// instead of dropping.
-    pub fn set_router_mandatory(&mut self, on: bool) -> Result<()> {
-        self.options.router_mandatory = on;
-        Ok(())
-    }
-
-    /// The largest frame accepted from a network peer (`None`: no limit); a larger one closes that
-    /// connection.
-    pub fn set_maxmsgsize(&mut self, max: Option<u64>) -> Result<()> {
-        self.options.maxmsgsize = max;
-        Ok(())
-    }
-
-    /// Deadline for a network handshake (`None`: none).
-    pub fn set_handshake_ivl(&mut self, ivl: Option<Duration>) -> Result<()> {
-        self.options.handshake_ivl = ivl;
-        Ok(())
-    }
-
-    /// Send a PING every `ivl` on network connections (`None`: never).
-    pub fn set_heartbeat_ivl(&mut self, ivl: Option<Duration>) -> Result<()> {
-        self.options.heartbeat_ivl = ivl;
-        Ok(())
-    }
-
-    /// The TTL announced in our PINGs.
-    pub fn set_heartbeat_ttl(&mut self, ttl: Option<Duration>) -> Result<()> {
-        self.options.heartbeat_ttl = ttl;
-        Ok(())
-    }
-
-    /// How long a peer may stay silent after our PING before it is dropped (default: the interval).
-    pub fn set_heartbeat_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
-        self.options.heartbeat_timeout = timeout;
-        Ok(())
-    }
-
-    /// Delay before reconnecting a dropped connection (default 100 ms).
-    pub fn set_reconnect_ivl(&mut self, ivl: Duration) -> Result<()> {
-        self.options.reconnect_ivl = ivl;
-        Ok(())
-    }
-
-    /// Largest reconnect delay: the delay doubles up to it (zero, the default: no doubling).
-    pub fn set_reconnect_ivl_max(&mut self, max: Duration) -> Result<()> {
-        self.options.reconnect_ivl_max = max;
-        Ok(())
-    }
-
-    /// Keep only the newest message in each queue (`CONFLATE`), for state updates where only the last
-    /// one matters. Applies to peers attached after.
-    pub fn set_conflate(&mut self, on: bool) -> Result<()> {
-        self.options.conflate = on;
-        Ok(())
-    }
-
-    /// Queue messages only to connections whose handshake completed (`IMMEDIATE`): a connecting
-    /// socket then neither queues for a peer that is down nor keeps those messages across a
-    /// reconnection. Applies to connections made after.
-    pub fn set_immediate(&mut self, on: bool) -> Result<()> {
-        self.options.immediate = on;
-        Ok(())
-    }
-
-    /// `SO_KEEPALIVE` on network streams (`None`: the system's default).
-    pub fn set_tcp_keepalive(&mut self, on: Option<bool>) -> Result<()> {
-        self.options.tcp_keepalive = on;
-        Ok(())
-    }
-
-    /// Allow IPv6: `tcp://*:port` then binds IPv6 and IPv4, and names may resolve to IPv6 addresses.
-    /// IPv6 literals (`tcp://[::1]:5555`) work either way.
-    pub fn set_ipv6(&mut self, on: bool) -> Result<()> {
-        self.options.ipv6 = on;
-        Ok(())
-    }
-
-    /// Which I/O threads serve this socket's network connections made after, as a bit mask (0: any).
-    pub fn set_affinity(&mut self, mask: u64) -> Result<()> {
-        self.options.affinity = mask;
-        Ok(())
-    }
-
-    /// XPUB: report every subscription received, not only the first for each topic.
-    pub fn set_xpub_verbose(&mut self, on: bool) -> Result<()> {
-        self.options.xpub_verbose = on;
         Ok(())
     }
 }
