@@ -3,6 +3,7 @@
 //! into each stream and knows nothing of file descriptors; this crate knows nothing of socket patterns.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod gate;
 mod session;
 mod slab;
 mod thread;
@@ -15,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+pub use gate::{Direct, Gate};
 pub use session::{Disconnect, MakeSession, Session, SessionFactory};
 pub use thread::Reconnect;
 pub use waker::Waker;

@@ -25,8 +25,20 @@ pub enum Disconnect<'a> {
 pub trait Session: Send {
     /// The codec configuration for a new connection (each reconnect makes a new one).
     fn config(&self) -> Config;
-    /// A stream is up (accepted, or connected), before the handshake.
-    fn on_stream(&mut self, _peer: Option<std::net::SocketAddr>) {}
+    /// A stream is up (accepted, or connected), before the handshake. `gate` lets the socket's thread
+    /// write to it directly when the I/O thread is idle (see [`crate::Gate`]); a session that may not
+    /// take that path (one that transforms what its socket sends) ignores it.
+    fn on_stream(
+        &mut self,
+        _peer: Option<std::net::SocketAddr>,
+        _gate: &std::sync::Arc<crate::Gate>,
+    ) {
+    }
+    /// Whether nothing from the socket is waiting to be sent (the gate may open). `false` keeps the
+    /// gate shut.
+    fn outbound_idle(&mut self) -> bool {
+        false
+    }
     /// The handshake completed. Returning false refuses the peer: the connection is closed.
     fn on_ready(&mut self, peer: &PeerInfo) -> bool;
     /// Something arrived after the handshake. Message frames are borrowed from the read buffer.

@@ -17,6 +17,7 @@ use io_uring::{opcode, squeue, types, IoUring};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use zring_zmtp::{Connection, EventRef, Transmit};
 
+use crate::gate::Gate;
 use crate::session::{Disconnect, MakeSession, Session, SessionFactory};
 use crate::slab::Slab;
 use crate::waker::{Shared, Waker};
@@ -126,6 +127,8 @@ struct Conn {
     out: Transmit,
     /// Reading paused because the session's queue is full.
     paused: bool,
+    /// The direct path for the socket's sends (while the stream is up).
+    gate: Option<Arc<Gate>>,
     /// Where and how to connect (connecting side only).
     target: Option<(Vec<Address>, Reconnect)>,
     next_addr: usize,
@@ -533,7 +536,9 @@ impl IoThread {
                 let _ = s.set_keepalive(on);
             }
             let peer = s.peer_addr().ok().and_then(|a| a.as_socket());
-            c.session.on_stream(peer);
+            let gate = Arc::new(Gate::new(s.as_raw_fd()));
+            c.session.on_stream(peer, &gate);
+            c.gate = Some(gate);
         }
         c.phase = Phase::Live;
         c.paused = false;
@@ -628,6 +633,7 @@ impl IoThread {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
+        c.close_gate();
         if let Some(codec) = c.codec.as_mut() {
             if codec.is_ready() {
                 for _ in 0..FILL_ROUNDS {
@@ -644,6 +650,16 @@ impl IoThread {
         let flushed = !c.write_inflight && c.out.is_empty();
         if c.session.finished() && (flushed || c.session.abandoned()) {
             self.close(conn, false);
+            return;
+        }
+        let ready = c
+            .codec
+            .as_ref()
+            .is_some_and(|k| k.is_ready() && !k.wants_write());
+        if flushed && ready && c.session.outbound_idle() {
+            if let Some(g) = &c.gate {
+                g.open();
+            }
         }
     }
 
@@ -652,6 +668,7 @@ impl IoThread {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
+        c.close_gate();
         if let Some(codec) = c.codec.as_mut() {
             codec.poll_transmit(&mut c.out);
         }
@@ -751,6 +768,9 @@ impl IoThread {
         };
         c.phase = Phase::Closing { reconnect };
         c.paused = false;
+        if let Some(g) = c.gate.take() {
+            g.shut();
+        }
         if let Some(s) = &c.socket {
             // Ends the operations in flight; the descriptor is closed when the last completes.
             let _ = s.shutdown(std::net::Shutdown::Both);
@@ -764,6 +784,18 @@ impl IoThread {
 }
 
 impl Conn {
+    /// Closes the direct path before the I/O thread writes or takes messages, and puts what a direct
+    /// write left unwritten in front of the output.
+    fn close_gate(&mut self) {
+        if let Some(g) = &self.gate {
+            let mut leftover = g.close();
+            if !leftover.is_empty() {
+                leftover.append(&mut self.out);
+                self.out = leftover;
+            }
+        }
+    }
+
     fn new(
         session: Box<dyn Session>,
         scheduled: Arc<AtomicBool>,
@@ -781,6 +813,7 @@ impl Conn {
             write_inflight: false,
             out: Transmit::new(),
             paused: false,
+            gate: None,
             target,
             next_addr: 0,
             delay,

@@ -8,7 +8,7 @@
 //! Wake-ups: each end has a [`Signal`]. A writer wakes the reader only when the reader has said it is
 //! parked; a reader that frees space in a queue that was full wakes the writer the same way.
 
-use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
@@ -18,6 +18,11 @@ use crossbeam_utils::sync::{Parker, Unparker};
 
 use crate::msg::Msg;
 use crate::SocketType;
+
+/// A message of at least this many octets goes the direct way whenever the way is open.
+const DIRECT_LARGE: usize = 8 * 1024;
+/// A smaller message goes the direct way only if the previous send was at least this long ago.
+const DIRECT_GAP_NS: u64 = 10_000;
 
 /// A whole message: its frames in order. A one-frame message needs no allocation beyond its `Msg`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +54,11 @@ impl Parts {
 
     pub(crate) fn first(&self) -> &Msg {
         &self.first
+    }
+
+    /// The frames, in order.
+    pub(crate) fn frames(&self) -> impl Iterator<Item = &Msg> {
+        std::iter::once(&self.first).chain(self.rest.iter())
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -319,6 +329,14 @@ struct Shared {
     signals: [OnceLock<Arc<Signal>>; 2],
     /// Side `i` has closed its end: it writes no more.
     closed: [AtomicBool; 2],
+    /// A direct path for side `i`'s writes (a network session offers it to its socket), and whether
+    /// there is one (checked first, so that pipes without one pay no lock).
+    gates: [Mutex<Option<Arc<zring_engine::Gate>>>; 2],
+    has_gate: [AtomicBool; 2],
+    /// When side `i` last sent a message (nanoseconds since `epoch`): a message that follows another
+    /// closely is part of a stream and is better batched by the I/O thread than written alone.
+    last_send: [AtomicU64; 2],
+    epoch: Instant,
     /// Side `i`'s writer found `queues[i]` full and waits for room. Set before the writer's last
     /// retry and read after the reader's pop, each after a SeqCst fence (Dekker): either the retry
     /// sees the room or the reader sees the flag.
@@ -368,6 +386,10 @@ impl PipeEnd {
             signals: [signal(a.0), signal(b.0)],
             closed: [AtomicBool::new(false), AtomicBool::new(false)],
             want_room: [AtomicBool::new(false), AtomicBool::new(false)],
+            gates: [Mutex::new(None), Mutex::new(None)],
+            has_gate: [AtomicBool::new(false), AtomicBool::new(false)],
+            last_send: [AtomicU64::new(0), AtomicU64::new(0)],
+            epoch: Instant::now(),
         });
         (
             PipeEnd {
@@ -410,9 +432,55 @@ impl PipeEnd {
         &self.shared.queues[self.other()]
     }
 
+    /// Offers the peer a direct path for its sends (`None`: withdraws it).
+    pub(crate) fn offer_gate(&self, gate: Option<Arc<zring_engine::Gate>>) {
+        let other = self.other();
+        let on = gate.is_some();
+        *self.shared.gates[other]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = gate;
+        self.shared.has_gate[other].store(on, Ordering::Release);
+    }
+
+    /// Writes `msg` straight to the stream if the direct path is open, nothing is queued before it,
+    /// and it is worth it: a large message, or a small one that does not follow another closely (a
+    /// stream of small messages is better batched by the I/O thread).
+    fn try_direct(&self, msg: &Parts) -> bool {
+        if !self.shared.has_gate[self.side].load(Ordering::Acquire) {
+            return false;
+        }
+        let now = u64::try_from(self.shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let last = self.shared.last_send[self.side].swap(now, Ordering::Relaxed);
+        let large = msg.frames().map(|m| m.len()).sum::<usize>() >= DIRECT_LARGE;
+        if !large && now.saturating_sub(last) < DIRECT_GAP_NS {
+            return false;
+        }
+        let gate = self.shared.gates[self.side]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some(gate) = gate else {
+            return false;
+        };
+        let frames: Vec<&[u8]> = msg.frames().map(|m| &m[..]).collect();
+        match gate.try_write(&frames, || self.out().is_empty()) {
+            zring_engine::Direct::Written => true,
+            zring_engine::Direct::Partial => {
+                // The I/O thread writes the rest.
+                self.notify_peer();
+                true
+            }
+            zring_engine::Direct::Closed => false,
+        }
+    }
+
     /// Queues a message for the peer, or gives it back if the queue is at its high-water mark (the
-    /// peer then wakes us when it makes room).
+    /// peer then wakes us when it makes room). Over a network stream whose I/O thread is idle, the
+    /// message is written to the stream at once instead.
     pub(crate) fn try_send(&self, msg: Parts) -> Result<(), Parts> {
+        if self.try_direct(&msg) {
+            return Ok(());
+        }
         let msg = match self.out().push(msg) {
             Ok(()) => {
                 self.notify_peer();

@@ -57,6 +57,8 @@ pub(crate) struct TcpSession {
     resubscribe: bool,
     /// The current stream's peer address.
     peer: Option<std::net::SocketAddr>,
+    /// The current stream's direct path, offered to the socket once the pipe exists.
+    gate: Option<Arc<zring_engine::Gate>>,
     /// Whether the current stream completed its handshake.
     handshaken: bool,
 }
@@ -90,6 +92,7 @@ impl TcpSession {
             subscriptions: Subscriptions::default(),
             resubscribe: false,
             peer: None,
+            gate: None,
             handshaken: false,
         }
     }
@@ -120,8 +123,12 @@ impl Session for TcpSession {
         self.link.config.clone()
     }
 
-    fn on_stream(&mut self, peer: Option<std::net::SocketAddr>) {
+    fn on_stream(&mut self, peer: Option<std::net::SocketAddr>, gate: &Arc<zring_engine::Gate>) {
         self.peer = peer;
+        // A subscriber's sends are transformed here (subscriptions become commands): no direct path.
+        if !self.link.socket_type.is_subscriber() {
+            self.gate = Some(gate.clone());
+        }
         self.handshaken = false;
         self.link.monitor.emit(MonitorEvent::Connected { peer });
     }
@@ -165,6 +172,9 @@ impl Session for TcpSession {
             self.pipe = Some(ours);
         }
         self.resubscribe = true;
+        if let (Some(pipe), Some(gate)) = (&self.pipe, &self.gate) {
+            pipe.offer_gate(Some(gate.clone()));
+        }
         true
     }
 
@@ -255,6 +265,10 @@ impl Session for TcpSession {
             _ => DisconnectReason::Refused,
         };
         let peer = self.peer.take();
+        if let Some(pipe) = &self.pipe {
+            pipe.offer_gate(None);
+        }
+        self.gate = None;
         // A failed connect never had a stream: nothing to report but the retry that follows.
         if peer.is_some() || self.handshaken {
             self.link.monitor.emit(if self.handshaken {
@@ -273,6 +287,10 @@ impl Session for TcpSession {
         }
         // Reconnect, even for a closed socket whose queued messages are still within its linger.
         self.connecting && !self.finished()
+    }
+
+    fn outbound_idle(&mut self) -> bool {
+        self.gate.is_some() && self.pipe.as_ref().is_some_and(|p| !p.readable())
     }
 
     fn keepalive(&self) -> Option<bool> {

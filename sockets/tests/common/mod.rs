@@ -93,13 +93,17 @@ pub(crate) fn wait_peers(s: &mut Socket, n: usize) {
 }
 
 /// Waits until what `publisher` sends reaches `sub` (the slow-joiner effect): publishes a probe until
-/// one arrives, then a last marker, and drains the probes up to it.
+/// one arrives, then a last marker, and drains the probes up to it. Each call uses a topic of its own,
+/// so that a probe can never match an earlier call's subscription whose cancel is still on its way.
 pub(crate) fn sync_pubsub(publisher: &mut Socket, sub: &mut Socket) {
-    sub.subscribe("\x7fsync").unwrap();
+    let n = NEXT_NAME.fetch_add(1, Ordering::Relaxed);
+    let topic = format!("\x7fsync-{n}/");
+    let end = format!("{topic}end");
+    sub.subscribe(&topic).unwrap();
     let deadline = Instant::now() + WATCHDOG;
     sub.set_rcvtimeo(Some(Duration::from_millis(5))).unwrap();
     loop {
-        publisher.send("\x7fsync").unwrap();
+        publisher.send(topic.as_str()).unwrap();
         if sub.recv().is_ok() {
             break;
         }
@@ -109,9 +113,9 @@ pub(crate) fn sync_pubsub(publisher: &mut Socket, sub: &mut Socket) {
         );
     }
     sub.set_rcvtimeo(Some(WATCHDOG)).unwrap();
-    publisher.send("\x7fsync-end").unwrap();
-    while sub.recv_string().unwrap() != "\x7fsync-end" {}
-    sub.unsubscribe("\x7fsync").unwrap();
+    publisher.send(end.as_str()).unwrap();
+    while sub.recv_string().unwrap() != end {}
+    sub.unsubscribe(&topic).unwrap();
 }
 
 /// Instantiates each named test for every transport.
