@@ -83,28 +83,29 @@ enum Sample {
     Rate { messages: usize, elapsed: Duration },
 }
 
-fn trips(size: usize, quick: bool) -> usize {
-    let n = match size {
-        0..=1024 => 2000,
-        1025..=65536 => 500,
-        _ => 60,
+/// How many round trips (latency) or messages (throughput) a measurement takes.
+fn count(kind: Kind, size: usize, quick: bool) -> usize {
+    let (n, quick_divisor) = match kind {
+        Kind::Latency => (
+            match size {
+                0..=1024 => 2000,
+                1025..=65536 => 500,
+                _ => 60,
+            },
+            4,
+        ),
+        Kind::Throughput => (
+            match size {
+                0..=128 => 300_000,
+                129..=1024 => 100_000,
+                1025..=65536 => 6000,
+                _ => 300,
+            },
+            5,
+        ),
     };
     if quick {
-        n / 4
-    } else {
-        n
-    }
-}
-
-fn messages(size: usize, quick: bool) -> usize {
-    let n = match size {
-        0..=128 => 300_000,
-        129..=1024 => 100_000,
-        1025..=65536 => 6000,
-        _ => 300,
-    };
-    if quick {
-        n / 5
+        n / quick_divisor
     } else {
         n
     }
@@ -449,11 +450,7 @@ fn measure(
     size: usize,
     quick: bool,
 ) -> Result<Sample, String> {
-    let count = if kind == Kind::Latency {
-        trips(size, quick)
-    } else {
-        messages(size, quick)
-    };
+    let count = count(kind, size, quick);
     let (server, ep) = Server::start(imp, kind, transport, size, count)?;
     let payload = vec![0x5Au8; size];
     let rtts = match imp {
@@ -502,11 +499,7 @@ fn bare_client(
 /// context), the server on a thread. The bare limit is two threads ping-ponging a counter through one
 /// atomic, spinning: the cost of a cache line crossing cores and back.
 fn measure_inproc(imp: Imp, kind: Kind, size: usize, quick: bool) -> Result<Sample, String> {
-    let count = if kind == Kind::Latency {
-        trips(size, quick)
-    } else {
-        messages(size, quick)
-    };
+    let count = count(kind, size, quick);
     if imp == Imp::Bare {
         return Ok(spinning_ping_pong(count));
     }

@@ -160,18 +160,22 @@ impl Socket {
         }
     }
 
+    fn tcp_target<'a>(&self, endpoint: &'a str, host: &'a str, port: u16) -> tcp::Target<'a> {
+        tcp::Target {
+            endpoint,
+            host,
+            port,
+            ipv6: self.options.ipv6,
+        }
+    }
+
     /// Binds to an endpoint: `inproc://name`, `tcp://host:port` (`*` for every interface, port 0 or
     /// `*` for an ephemeral one: see [`Socket::last_endpoint`]), `ipc://path` or `ipc://@abstract`.
     pub fn bind(&mut self, endpoint: &str) -> Result<()> {
         match Endpoint::parse(endpoint)? {
             Endpoint::Tcp { host, port } => {
                 let engine = self.ctx.engine()?;
-                let target = tcp::Target {
-                    endpoint,
-                    host: &host,
-                    port,
-                    ipv6: self.options.ipv6,
-                };
+                let target = self.tcp_target(endpoint, &host, port);
                 let thread = self.io_thread(engine.threads());
                 let (id, resolved) = tcp::bind(&engine, thread, &target, self.link())?;
                 self.listeners.push(id);
@@ -212,12 +216,7 @@ impl Socket {
         match Endpoint::parse(endpoint)? {
             Endpoint::Tcp { host, port } => {
                 let engine = self.ctx.engine()?;
-                let target = tcp::Target {
-                    endpoint,
-                    host: &host,
-                    port,
-                    ipv6: self.options.ipv6,
-                };
+                let target = self.tcp_target(endpoint, &host, port);
                 let thread = self.io_thread(engine.threads());
                 let pipe = self.connecting_pipe();
                 tcp::connect(
