@@ -36,6 +36,8 @@ pub(crate) enum Transport {
 pub(crate) enum Kind {
     Latency,
     Throughput,
+    /// Memory per idle tcp connection.
+    Memory,
 }
 
 /// zring against libzmq and the bare limits, side by side.
@@ -77,10 +79,15 @@ struct Row {
     zring_vs_bare: Option<f64>,
 }
 
-/// What one measurement gives: one-way latencies, or a rate.
+/// What one measurement gives: one-way latencies, a rate, or memory per connection.
 enum Sample {
     Latency(Vec<Duration>),
-    Rate { messages: usize, elapsed: Duration },
+    Rate {
+        messages: usize,
+        elapsed: Duration,
+    },
+    /// Resident memory added per idle connection, in bytes.
+    Memory(f64),
 }
 
 /// How many round trips (latency) or messages (throughput) a measurement takes.
@@ -103,6 +110,7 @@ fn count(kind: Kind, size: usize, quick: bool) -> usize {
             },
             5,
         ),
+        Kind::Memory => (500, 5),
     };
     if quick {
         n / quick_divisor
@@ -199,8 +207,8 @@ impl Ctx {
                 let t = match (kind, role) {
                     (Kind::Latency, Role::Server) => T::Rep,
                     (Kind::Latency, Role::Client) => T::Req,
-                    (Kind::Throughput, Role::Server) => T::Pull,
-                    (Kind::Throughput, Role::Client) => T::Push,
+                    (Kind::Throughput | Kind::Memory, Role::Server) => T::Pull,
+                    (Kind::Throughput | Kind::Memory, Role::Client) => T::Push,
                 };
                 let mut s = ctx.socket(t).map_err(|x| e(&x))?;
                 match role {
@@ -214,8 +222,8 @@ impl Ctx {
                 let t = match (kind, role) {
                     (Kind::Latency, Role::Server) => zmq::REP,
                     (Kind::Latency, Role::Client) => zmq::REQ,
-                    (Kind::Throughput, Role::Server) => zmq::PULL,
-                    (Kind::Throughput, Role::Client) => zmq::PUSH,
+                    (Kind::Throughput | Kind::Memory, Role::Server) => zmq::PULL,
+                    (Kind::Throughput | Kind::Memory, Role::Client) => zmq::PUSH,
                 };
                 let s = ctx.socket(t).map_err(|x| e(&x))?;
                 match role {
@@ -242,7 +250,7 @@ fn serve_loop(s: &mut dyn Peer, kind: Kind, count: usize) -> Result<Duration, St
     for _ in 0..count {
         match kind {
             Kind::Latency => s.echo()?,
-            Kind::Throughput => s.recv()?,
+            Kind::Throughput | Kind::Memory => s.recv()?,
         }
         first.get_or_insert_with(Instant::now);
     }
@@ -345,6 +353,74 @@ fn serve_bare(
 trait ReadWrite: Read + Write {}
 impl<T: Read + Write> ReadWrite for T {}
 
+/// Resident memory of this process, in bytes.
+fn rss() -> Result<f64, String> {
+    let statm = std::fs::read_to_string("/proc/self/statm").map_err(|e| e.to_string())?;
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .ok_or("unreadable /proc/self/statm")?;
+    Ok(pages * 4096.0)
+}
+
+/// In a fresh process: a ROUTER and `n` DEALERs over tcp, each connection proven established by one
+/// message; prints `MEMORY <bytes>`, the resident memory added per connection (both ends counted).
+fn memory_command(imp: Imp, n: usize) -> Result<(), String> {
+    let ctx = Ctx::new(imp)?;
+    // The server socket and the I/O threads exist before the baseline is taken.
+    let (mut router, ep) = ctx.socket(Kind::Throughput, Role::Server, "tcp://127.0.0.1:0")?;
+    let (mut warm, _) = ctx.socket(Kind::Throughput, Role::Client, &ep)?;
+    warm.send(b"warm")?;
+    router.recv()?;
+    let before = rss()?;
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (mut c, _) = ctx.socket(Kind::Throughput, Role::Client, &ep)?;
+        c.send(b"hello")?;
+        clients.push(c);
+    }
+    for _ in 0..n {
+        router.recv()?;
+    }
+    let after = rss()?;
+    say(
+        &mut std::io::stdout().lock(),
+        format!("MEMORY {}", (after - before) / n as f64),
+    )
+}
+
+/// Memory per idle connection, measured in a second process so that nothing else is counted.
+fn measure_memory(imp: Imp, quick: bool) -> Result<Sample, String> {
+    let n = count(Kind::Memory, 0, quick);
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .args(["__bench-memory", &format!("{imp:?}"), &n.to_string()])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let bytes: f64 = text
+        .trim()
+        .strip_prefix("MEMORY ")
+        .and_then(|b| b.parse().ok())
+        .ok_or_else(|| {
+            format!(
+                "memory run said {text:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+    Ok(Sample::Memory(bytes))
+}
+
+/// The hidden `__bench-memory IMP N` command.
+pub(crate) fn memory_main(args: &[String]) -> Result<(), String> {
+    let [imp, n] = args else {
+        return Err("usage: __bench-memory IMP N".into());
+    };
+    let imp = Imp::from_str(imp, true)?;
+    memory_command(imp, n.parse().map_err(|_| "bad count")?)
+}
+
 /// The hidden `__bench-serve IMP KIND ENDPOINT SIZE COUNT` command.
 pub(crate) fn serve_command(args: &[String]) -> Result<(), String> {
     let [imp, kind, ep, size, count] = args else {
@@ -408,7 +484,7 @@ impl Server {
     /// Waits for the server; for throughput, returns the time it reported.
     fn finish(mut self, kind: Kind) -> Result<Duration, String> {
         let elapsed = match kind {
-            Kind::Throughput => {
+            Kind::Throughput | Kind::Memory => {
                 let line = self.line()?;
                 let ns: u64 = line
                     .strip_prefix("ELAPSED ")
@@ -435,7 +511,7 @@ fn percentile_sample(rtts: Vec<Duration>) -> Sample {
 fn sample(kind: Kind, rtts: Vec<Duration>, count: usize, elapsed: Duration) -> Sample {
     match kind {
         Kind::Latency => percentile_sample(rtts),
-        Kind::Throughput => Sample::Rate {
+        Kind::Throughput | Kind::Memory => Sample::Rate {
             messages: count,
             elapsed,
         },
@@ -580,6 +656,7 @@ fn figure(sample: &Sample, metric: &str, size: usize) -> Option<f64> {
         (Sample::Rate { messages, elapsed }, "bandwidth") => {
             Some((*messages * size) as f64 / elapsed.as_secs_f64() / 1e6)
         }
+        (Sample::Memory(bytes), "per connection") => Some(bytes / 1024.0),
         _ => None,
     }
 }
@@ -612,16 +689,22 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
     };
     let kinds = match args.kind {
         Some(k) => vec![k],
-        None => vec![Kind::Latency, Kind::Throughput],
+        None => vec![Kind::Latency, Kind::Throughput, Kind::Memory],
     };
     let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
     let imps_for = |t: Transport, kind: Kind| match (t, kind) {
-        // No bare limit for inproc streaming: the spinning ping-pong is a latency figure.
-        (Transport::Inproc, Kind::Throughput) => vec![Imp::Zring, Imp::Libzmq],
+        // No bare limit for inproc streaming: the spinning ping-pong is a latency figure; and memory
+        // compares the two libraries.
+        (Transport::Inproc, Kind::Throughput) | (_, Kind::Memory) => vec![Imp::Zring, Imp::Libzmq],
         _ => vec![Imp::Zring, Imp::Libzmq, Imp::Bare],
     };
     let mut cells = Vec::new();
     for &kind in &kinds {
+        if kind == Kind::Memory {
+            // One row: idle tcp connections, whatever the filters on transport and size.
+            cells.push((kind, Transport::Tcp, 0));
+            continue;
+        }
         for &t in &transports {
             for &size in &sizes {
                 cells.push((kind, t, size));
@@ -644,10 +727,10 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
         for (i, &(kind, t, size)) in cells.iter().enumerate() {
             for imp in imps_for(t, kind) {
                 progress.step(&format!("{kind:?} {t:?} {size} B {imp:?}"));
-                let s = if t == Transport::Inproc {
-                    measure_inproc(imp, kind, size, args.quick)?
-                } else {
-                    measure(imp, kind, t, size, args.quick)?
+                let s = match (kind, t) {
+                    (Kind::Memory, _) => measure_memory(imp, args.quick)?,
+                    (_, Transport::Inproc) => measure_inproc(imp, kind, size, args.quick)?,
+                    _ => measure(imp, kind, t, size, args.quick)?,
                 };
                 samples[i].push((imp, s));
             }
@@ -667,6 +750,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
         let metrics: &[(&'static str, &'static str)] = match kind {
             Kind::Latency => &[("p50", "us"), ("p99", "us"), ("p99.9", "us")],
             Kind::Throughput => &[("rate", "msgs/s"), ("bandwidth", "MB/s")],
+            Kind::Memory => &[("per connection", "KiB")],
         };
         for &(metric, unit) in metrics {
             let f = |s: &Sample| figure(s, metric, size);
@@ -725,6 +809,6 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
             fmt(r.zring_vs_bare)
         );
     }
-    println!("(medians of {rounds} interleaved round(s); latency is one-way, half a round trip; lower is better for latency, higher for rates)");
+    println!("(medians of {rounds} interleaved round(s); latency is one-way, half a round trip; lower is better for latency and memory, higher for rates)");
     Ok(())
 }

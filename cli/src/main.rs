@@ -254,6 +254,9 @@ fn main() -> ExitCode {
         Some("__bench-serve") => {
             return finish(bench::serve_command(argv.get(2..).unwrap_or_default()))
         }
+        Some("__bench-memory") => {
+            return finish(bench::memory_main(argv.get(2..).unwrap_or_default()))
+        }
         _ => {}
     }
     let args = Args::parse();

@@ -207,15 +207,22 @@ fn bench_measures_zring_libzmq_and_the_bare_limit_side_by_side() {
         String::from_utf8_lossy(&out.stderr)
     );
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    // latency p50, p99, p99.9 and throughput rate, bandwidth.
-    assert_eq!(rows.len(), 5);
+    // latency p50, p99, p99.9; throughput rate, bandwidth; memory per idle connection.
+    assert_eq!(rows.len(), 6);
     for row in &rows {
-        for imp in ["zring", "libzmq", "bare"] {
+        let memory = row["kind"] == "memory";
+        let imps: &[&str] = if memory {
+            &["zring", "libzmq"]
+        } else {
+            &["zring", "libzmq", "bare"]
+        };
+        for imp in imps {
             let v = row[imp].as_f64().unwrap_or(0.0);
             assert!(v > 0.0, "{imp} in {row}");
         }
         assert!(row["zring_vs_libzmq"].as_f64().is_some());
     }
+    assert_eq!(rows.iter().filter(|r| r["kind"] == "memory").count(), 1);
     let progress = String::from_utf8_lossy(&out.stderr);
-    assert!(progress.contains("6/6"), "progress is shown: {progress}");
+    assert!(progress.contains("8/8"), "progress is shown: {progress}");
 }

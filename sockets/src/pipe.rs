@@ -8,7 +8,7 @@
 //! Wake-ups: each end has a [`Signal`]. A writer wakes the reader only when the reader has said it is
 //! parked; a reader that frees space in a queue that was full wakes the writer the same way.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
@@ -268,8 +268,16 @@ pub(crate) enum Bound {
     Conflate,
 }
 
+/// One direction of a pipe. A bounded queue allocates as messages arrive (segments of a few dozen
+/// slots, freed as they are read), so an idle pipe costs almost nothing whatever its high-water mark;
+/// its length is counted separately to enforce the mark.
 enum Queue {
-    Bounded(ArrayQueue<Parts>),
+    Bounded {
+        q: SegQueue<Parts>,
+        /// Messages in `q`; may exceed `cap` by one for an instant while a push is refused.
+        len: AtomicUsize,
+        cap: usize,
+    },
     Unbounded(SegQueue<Parts>),
     /// Capacity one; a push replaces what is there.
     Conflated(ArrayQueue<Parts>),
@@ -278,15 +286,29 @@ enum Queue {
 impl Queue {
     fn new(bound: Bound) -> Queue {
         match bound {
-            Bound::Messages(c) => Queue::Bounded(ArrayQueue::new(c.max(1))),
+            Bound::Messages(c) => Queue::Bounded {
+                q: SegQueue::new(),
+                len: AtomicUsize::new(0),
+                cap: c.max(1),
+            },
             Bound::Unbounded => Queue::Unbounded(SegQueue::new()),
             Bound::Conflate => Queue::Conflated(ArrayQueue::new(1)),
         }
     }
 
+    /// Pushes, unless the queue holds `cap` messages. Only one thread pushes into a queue.
     fn push(&self, m: Parts) -> Result<(), Parts> {
         match self {
-            Queue::Bounded(q) => q.push(m),
+            Queue::Bounded { q, len, cap } => {
+                // SYNC POINT: the RMW on `len` is what a refused writer's retry and the reader's
+                // pop meet on (see `Shared::want_room`).
+                if len.fetch_add(1, Ordering::SeqCst) >= *cap {
+                    len.fetch_sub(1, Ordering::SeqCst);
+                    return Err(m);
+                }
+                q.push(m);
+                Ok(())
+            }
             Queue::Unbounded(q) => {
                 q.push(m);
                 Ok(())
@@ -301,22 +323,27 @@ impl Queue {
 
     fn pop(&self) -> Option<Parts> {
         match self {
-            Queue::Bounded(q) | Queue::Conflated(q) => q.pop(),
+            Queue::Bounded { q, len, .. } => {
+                let m = q.pop()?;
+                len.fetch_sub(1, Ordering::SeqCst);
+                Some(m)
+            }
             Queue::Unbounded(q) => q.pop(),
+            Queue::Conflated(q) => q.pop(),
         }
     }
 
     fn is_full(&self) -> bool {
         match self {
-            Queue::Bounded(q) => q.is_full(),
+            Queue::Bounded { len, cap, .. } => len.load(Ordering::Relaxed) >= *cap,
             Queue::Unbounded(_) | Queue::Conflated(_) => false,
         }
     }
 
     fn is_empty(&self) -> bool {
         match self {
-            Queue::Bounded(q) | Queue::Conflated(q) => q.is_empty(),
-            Queue::Unbounded(q) => q.is_empty(),
+            Queue::Bounded { q, .. } | Queue::Unbounded(q) => q.is_empty(),
+            Queue::Conflated(q) => q.is_empty(),
         }
     }
 }
