@@ -200,16 +200,16 @@ impl Ctx {
     /// The socket of `role` for `kind` (REQ/REP or PUSH/PULL): the server binds `ep`, the client
     /// connects to it. Returns it with the endpoint as bound.
     fn socket(&self, kind: Kind, role: Role, ep: &str) -> Result<(Box<dyn Peer>, String), String> {
+        use zring::SocketType as T;
         let e = |e: &dyn std::fmt::Display| e.to_string();
+        let t = match (kind, role) {
+            (Kind::Latency, Role::Server) => T::Rep,
+            (Kind::Latency, Role::Client) => T::Req,
+            (Kind::Throughput | Kind::Memory, Role::Server) => T::Pull,
+            (Kind::Throughput | Kind::Memory, Role::Client) => T::Push,
+        };
         match self {
             Ctx::Zring(ctx) => {
-                use zring::SocketType as T;
-                let t = match (kind, role) {
-                    (Kind::Latency, Role::Server) => T::Rep,
-                    (Kind::Latency, Role::Client) => T::Req,
-                    (Kind::Throughput | Kind::Memory, Role::Server) => T::Pull,
-                    (Kind::Throughput | Kind::Memory, Role::Client) => T::Push,
-                };
                 let mut s = ctx.socket(t).map_err(|x| e(&x))?;
                 match role {
                     Role::Server => s.bind(ep).map_err(|x| e(&x))?,
@@ -219,11 +219,11 @@ impl Ctx {
                 Ok((Box::new(s), resolved))
             }
             Ctx::Libzmq(ctx) => {
-                let t = match (kind, role) {
-                    (Kind::Latency, Role::Server) => zmq::REP,
-                    (Kind::Latency, Role::Client) => zmq::REQ,
-                    (Kind::Throughput | Kind::Memory, Role::Server) => zmq::PULL,
-                    (Kind::Throughput | Kind::Memory, Role::Client) => zmq::PUSH,
+                let t = match t {
+                    T::Rep => zmq::REP,
+                    T::Req => zmq::REQ,
+                    T::Pull => zmq::PULL,
+                    _ => zmq::PUSH,
                 };
                 let s = ctx.socket(t).map_err(|x| e(&x))?;
                 match role {
