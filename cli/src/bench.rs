@@ -4,6 +4,11 @@
 //! Latency is a REQ/REP ping-pong (one-way = half a round trip), throughput a PUSH/PULL stream timed
 //! at the receiver. Over tcp and ipc the server side runs in a second process (this binary, started
 //! with the hidden `__bench-serve` command); inproc runs in one process by nature.
+//!
+//! Where the two sides run is fixed (`--placement`): on a virtual machine a wake-up across cores costs
+//! several times one on the same core, and a scheduler left free flips between the two from run to
+//! run, so unpinned figures are bimodal. By default the client side is pinned to the first core and
+//! the server side to the second, as latency-sensitive deployments give each process its own core.
 
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::process::{Child, Command, Stdio};
@@ -28,6 +33,61 @@ pub(crate) enum Transport {
     Tcp,
     Ipc,
     Inproc,
+}
+
+/// Where the client and server sides run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Placement {
+    /// Client side on the first core, server side on the second (one core when there is only one).
+    Split,
+    /// Both sides on the first core.
+    Same,
+    /// Wherever the scheduler puts them.
+    Free,
+}
+
+impl Placement {
+    /// The cores (their ids, from `ids`: the cores the process may run on) of the client and the
+    /// server side.
+    fn cores(self, ids: &[usize]) -> (Option<usize>, Option<usize>) {
+        let (first, second) = (ids.first().copied(), ids.get(1).or(ids.first()).copied());
+        match self {
+            Placement::Free => (None, None),
+            Placement::Same => (first, first),
+            Placement::Split => (first, second),
+        }
+    }
+}
+
+/// The cores this process may run on, by id.
+fn allowed_cores() -> Vec<usize> {
+    core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.id)
+        .collect()
+}
+
+/// Pins the calling thread (and the threads it starts from now on) to the core with this id.
+fn pin(core: Option<usize>) {
+    if let Some(id) = core {
+        core_affinity::set_for_current(core_affinity::CoreId { id });
+    }
+}
+
+/// Lets the calling thread (and the threads it starts from now on) run on any of `cores` again.
+fn unpin(cores: &[usize]) {
+    // SAFETY: `cpu_set_t` is plain data; CPU_ZERO/CPU_SET write within it; sched_setaffinity reads
+    // `size_of::<cpu_set_t>()` bytes of it and its result is only advisory here.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        for &c in cores {
+            libc::CPU_SET(c, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
 }
 
 /// What is measured.
@@ -62,12 +122,16 @@ pub(crate) struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Where the two sides run (see the module's documentation; default: split, then same).
+    #[arg(long, value_enum)]
+    placement: Vec<Placement>,
 }
 
 /// One figure of one row.
 #[derive(Debug, Clone, Serialize)]
 struct Row {
     kind: Kind,
+    placement: Placement,
     transport: Transport,
     size: usize,
     metric: &'static str,
@@ -421,11 +485,12 @@ pub(crate) fn memory_main(args: &[String]) -> Result<(), String> {
     memory_command(imp, n.parse().map_err(|_| "bad count")?)
 }
 
-/// The hidden `__bench-serve IMP KIND ENDPOINT SIZE COUNT` command.
+/// The hidden `__bench-serve IMP KIND ENDPOINT SIZE COUNT CORE` command (`CORE`: `-` for none).
 pub(crate) fn serve_command(args: &[String]) -> Result<(), String> {
-    let [imp, kind, ep, size, count] = args else {
-        return Err("usage: __bench-serve IMP KIND ENDPOINT SIZE COUNT".into());
+    let [imp, kind, ep, size, count, core] = args else {
+        return Err("usage: __bench-serve IMP KIND ENDPOINT SIZE COUNT CORE".into());
     };
+    pin(core.parse().ok());
     let imp = Imp::from_str(imp, true)?;
     let kind = Kind::from_str(kind, true)?;
     let size = size.parse().map_err(|_| "bad size")?;
@@ -448,6 +513,7 @@ impl Server {
         transport: Transport,
         size: usize,
         count: usize,
+        core: Option<usize>,
     ) -> Result<(Server, String), String> {
         let ep = endpoint(transport, &format!("{imp:?}"));
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -459,6 +525,7 @@ impl Server {
                 &ep,
                 &size.to_string(),
                 &count.to_string(),
+                &core.map_or_else(|| "-".to_string(), |c| c.to_string()),
             ])
             .stdout(Stdio::piped())
             .spawn()
@@ -525,9 +592,10 @@ fn measure(
     transport: Transport,
     size: usize,
     quick: bool,
+    server_core: Option<usize>,
 ) -> Result<Sample, String> {
     let count = count(kind, size, quick);
-    let (server, ep) = Server::start(imp, kind, transport, size, count)?;
+    let (server, ep) = Server::start(imp, kind, transport, size, count, server_core)?;
     let payload = vec![0x5Au8; size];
     let rtts = match imp {
         Imp::Bare => bare_client(kind, &ep, &payload, count)?,
@@ -574,15 +642,25 @@ fn bare_client(
 /// inproc: both sides in one process and one context (inproc reaches only sockets of the same
 /// context), the server on a thread. The bare limit is two threads ping-ponging a counter through one
 /// atomic, spinning: the cost of a cache line crossing cores and back.
-fn measure_inproc(imp: Imp, kind: Kind, size: usize, quick: bool) -> Result<Sample, String> {
+fn measure_inproc(
+    imp: Imp,
+    kind: Kind,
+    size: usize,
+    quick: bool,
+    server_core: Option<usize>,
+    spin_cores: (Option<usize>, Option<usize>),
+) -> Result<Sample, String> {
     let count = count(kind, size, quick);
     if imp == Imp::Bare {
-        return Ok(spinning_ping_pong(count));
+        return Ok(spinning_ping_pong(count, spin_cores));
     }
     let ep = endpoint(Transport::Inproc, &format!("{imp:?}-{kind:?}-{size}"));
     let ctx = Ctx::new(imp)?;
     let (mut server, _) = ctx.socket(kind, Role::Server, &ep)?;
-    let serving = std::thread::spawn(move || serve_loop(&mut *server, kind, count));
+    let serving = std::thread::spawn(move || {
+        pin(server_core);
+        serve_loop(&mut *server, kind, count)
+    });
     let (mut client, _) = ctx.socket(kind, Role::Client, &ep)?;
     let rtts = client_loop(&mut *client, kind, &vec![0x5Au8; size], count)?;
     let elapsed = serving
@@ -591,14 +669,17 @@ fn measure_inproc(imp: Imp, kind: Kind, size: usize, quick: bool) -> Result<Samp
     Ok(sample(kind, rtts, count, elapsed))
 }
 
-/// Two threads handing a counter back and forth through one atomic, spinning.
-fn spinning_ping_pong(count: usize) -> Sample {
+/// Two threads handing a counter back and forth through one atomic, spinning, on two cores whatever
+/// the placement (two spinning threads on one core only take turns).
+fn spinning_ping_pong(count: usize, spin_cores: (Option<usize>, Option<usize>)) -> Sample {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
     let ball = Arc::new(AtomicU64::new(0));
     let other = ball.clone();
     let rounds = count as u64;
+    let (here, there) = spin_cores;
     let partner = std::thread::spawn(move || {
+        pin(there);
         for i in 0..rounds {
             while other.load(Ordering::Acquire) != 2 * i + 1 {
                 std::hint::spin_loop();
@@ -606,15 +687,20 @@ fn spinning_ping_pong(count: usize) -> Sample {
             other.store(2 * i + 2, Ordering::Release);
         }
     });
-    let mut rtts = Vec::with_capacity(count);
-    for i in 0..rounds {
-        let start = Instant::now();
-        ball.store(2 * i + 1, Ordering::Release);
-        while ball.load(Ordering::Acquire) != 2 * i + 2 {
-            std::hint::spin_loop();
+    let measuring = std::thread::spawn(move || {
+        pin(here);
+        let mut rtts = Vec::with_capacity(count);
+        for i in 0..rounds {
+            let start = Instant::now();
+            ball.store(2 * i + 1, Ordering::Release);
+            while ball.load(Ordering::Acquire) != 2 * i + 2 {
+                std::hint::spin_loop();
+            }
+            rtts.push(start.elapsed());
         }
-        rtts.push(start.elapsed());
-    }
+        rtts
+    });
+    let rtts = measuring.join().unwrap_or_default();
     let _ = partner.join();
     percentile_sample(rtts)
 }
@@ -692,6 +778,13 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
         None => vec![Kind::Latency, Kind::Throughput, Kind::Memory],
     };
     let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    let placements = if args.placement.is_empty() {
+        vec![Placement::Split, Placement::Same]
+    } else {
+        args.placement.clone()
+    };
+    let cores = allowed_cores();
+    let spin_cores = Placement::Split.cores(&cores);
     let imps_for = |t: Transport, kind: Kind| match (t, kind) {
         // No bare limit for inproc streaming: the spinning ping-pong is a latency figure; and memory
         // compares the two libraries.
@@ -701,19 +794,21 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
     let mut cells = Vec::new();
     for &kind in &kinds {
         if kind == Kind::Memory {
-            // One row: idle tcp connections, whatever the filters on transport and size.
-            cells.push((kind, Transport::Tcp, 0));
+            // One row: idle tcp connections, whatever the filters on transport, size and placement.
+            cells.push((kind, Transport::Tcp, 0, placements[0]));
             continue;
         }
-        for &t in &transports {
-            for &size in &sizes {
-                cells.push((kind, t, size));
+        for &p in &placements {
+            for &t in &transports {
+                for &size in &sizes {
+                    cells.push((kind, t, size, p));
+                }
             }
         }
     }
     let total: usize = cells
         .iter()
-        .map(|&(k, t, _)| imps_for(t, k).len())
+        .map(|&(k, t, _, _)| imps_for(t, k).len())
         .sum::<usize>()
         * rounds;
     let mut progress = Progress {
@@ -724,20 +819,28 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
     // samples[(cell index, imp)] -> per-round samples
     let mut samples: Vec<Vec<(Imp, Sample)>> = (0..cells.len()).map(|_| Vec::new()).collect();
     for _ in 0..rounds {
-        for (i, &(kind, t, size)) in cells.iter().enumerate() {
+        for (i, &(kind, t, size, placement)) in cells.iter().enumerate() {
+            let (client_core, server_core) = placement.cores(&cores);
+            // Every thread started from now on (the libraries' I/O threads) inherits the pin.
+            match client_core {
+                Some(_) => pin(client_core),
+                None => unpin(&cores),
+            }
             for imp in imps_for(t, kind) {
-                progress.step(&format!("{kind:?} {t:?} {size} B {imp:?}"));
+                progress.step(&format!("{kind:?} {t:?} {size} B {placement:?} {imp:?}"));
                 let s = match (kind, t) {
                     (Kind::Memory, _) => measure_memory(imp, args.quick)?,
-                    (_, Transport::Inproc) => measure_inproc(imp, kind, size, args.quick)?,
-                    _ => measure(imp, kind, t, size, args.quick)?,
+                    (_, Transport::Inproc) => {
+                        measure_inproc(imp, kind, size, args.quick, server_core, spin_cores)?
+                    }
+                    _ => measure(imp, kind, t, size, args.quick, server_core)?,
                 };
                 samples[i].push((imp, s));
             }
         }
     }
     let mut rows = Vec::new();
-    for (i, &(kind, t, size)) in cells.iter().enumerate() {
+    for (i, &(kind, t, size, placement)) in cells.iter().enumerate() {
         let per = |imp: Imp, f: &dyn Fn(&Sample) -> Option<f64>| {
             median(
                 samples[i]
@@ -762,6 +865,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
             let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
             rows.push(Row {
                 kind,
+                placement,
                 transport: t,
                 size,
                 metric,
@@ -791,15 +895,15 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
         })
     };
     println!(
-        "{:<34} {:>12} {:>12} {:>12} {:>9} {:>9}",
+        "{:<40} {:>12} {:>12} {:>12} {:>9} {:>9}",
         "row", "zring", "libzmq", "bare", "/libzmq", "/bare"
     );
     for r in &rows {
         println!(
-            "{:<34} {:>12} {:>12} {:>12} {:>9} {:>9}",
+            "{:<40} {:>12} {:>12} {:>12} {:>9} {:>9}",
             format!(
-                "{:?} {:?} {} B {} ({})",
-                r.kind, r.transport, r.size, r.metric, r.unit
+                "{:?} {:?} {} B {:?} {} ({})",
+                r.kind, r.transport, r.size, r.placement, r.metric, r.unit
             )
             .to_lowercase(),
             fmt(r.zring),
@@ -809,6 +913,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
             fmt(r.zring_vs_bare)
         );
     }
-    println!("(medians of {rounds} interleaved round(s); latency is one-way, half a round trip; lower is better for latency and memory, higher for rates)");
+    println!("(medians of {rounds} interleaved round(s); latency is one-way, half a round trip; lower is better for latency and memory, higher for rates;");
+    println!(" split: client and server on two cores, same: both on one core)");
     Ok(())
 }

@@ -207,8 +207,13 @@ fn bench_measures_zring_libzmq_and_the_bare_limit_side_by_side() {
         String::from_utf8_lossy(&out.stderr)
     );
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    // latency p50, p99, p99.9; throughput rate, bandwidth; memory per idle connection.
-    assert_eq!(rows.len(), 6);
+    // Latency p50, p99, p99.9 and throughput rate, bandwidth, each with the two sides on two cores
+    // and on one; memory per idle connection.
+    assert_eq!(rows.len(), 11);
+    for placement in ["split", "same"] {
+        let n = rows.iter().filter(|r| r["placement"] == placement).count();
+        assert!(n >= 5, "{n} rows with placement {placement}");
+    }
     for row in &rows {
         let memory = row["kind"] == "memory";
         let imps: &[&str] = if memory {
@@ -224,5 +229,5 @@ fn bench_measures_zring_libzmq_and_the_bare_limit_side_by_side() {
     }
     assert_eq!(rows.iter().filter(|r| r["kind"] == "memory").count(), 1);
     let progress = String::from_utf8_lossy(&out.stderr);
-    assert!(progress.contains("8/8"), "progress is shown: {progress}");
+    assert!(progress.contains("14/14"), "progress is shown: {progress}");
 }

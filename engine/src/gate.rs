@@ -1,16 +1,39 @@
-//! The direct path for sends: the application's thread writes a message straight to the stream when
-//! the I/O thread has nothing queued or in flight for it, saving the hand-off to the I/O thread.
+//! What one connection shares between its I/O thread and its socket's thread: the session, the codec,
+//! and who may touch the stream. Both threads work under the gate's lock, so the socket's thread can
+//! take the two hand-offs of a message out of its path:
 //!
-//! Ordering is kept by one rule: bytes reach the stream through the gate's lock. The I/O thread closes
-//! the gate (under the lock) before it takes a message from the socket's queue or writes anything, and
-//! opens it only when it is idle; the application writes only while the gate is open and the queue is
-//! empty, both checked under the lock. What the kernel does not take of a direct write stays in the
-//! gate as `leftover`, which the I/O thread writes before anything else.
+//! - **Direct sends**: the socket's thread writes a message straight to the stream when the I/O thread
+//!   has nothing queued or in flight for it. Ordering is kept by one rule: bytes reach the stream
+//!   through the lock. The I/O thread closes the write side before it takes a message from the
+//!   socket's queue or writes anything, and opens it only when it is idle; the socket writes only while
+//!   it is open and the queue is empty, both checked under the lock. What the kernel does not take of a
+//!   direct write stays in the gate as `leftover`, which the I/O thread writes before anything else.
+//! - **Direct reads** ([`DirectReader`]): a socket whose thread waits in `recv` on this one stream takes
+//!   the *read lease*: it polls the stream itself and runs the codec and the session on what arrives,
+//!   so a message goes from the kernel to the caller on one thread, as with a bare socket. While the
+//!   lease is out the I/O thread neither reads nor polls the stream. It takes the lease back when the
+//!   socket has not been waiting for [`LEASE_IDLE`], so input keeps flowing (and heartbeats are
+//!   answered) while the application is busy elsewhere.
 
-use std::os::fd::RawFd;
-use std::sync::{Mutex, PoisonError};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
-use zring_zmtp::{encode_header, flags, Transmit, MAX_HEADER_LEN};
+use bytes::{Bytes, BytesMut};
+use zring_zmtp::{encode_header, flags, Connection, EventRef, Transmit, MAX_HEADER_LEN};
+
+use crate::session::Session;
+use crate::{EventFd, Waker};
+
+/// How long a read lease may sit unused (its socket not waiting) before the I/O thread takes it back.
+pub const LEASE_IDLE: Duration = Duration::from_millis(2);
+/// How often the I/O thread looks at a lease whose socket is waiting.
+const LEASE_CHECK: Duration = Duration::from_millis(10);
+/// Size of a fresh read buffer; reads go into what is left of it until little is.
+const READ_BUFFER: usize = 64 * 1024;
+/// Below this much room, a read gets a fresh buffer.
+const READ_MIN: usize = 8 * 1024;
 
 /// The outcome of [`Gate::try_write`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,60 +46,91 @@ pub enum Direct {
     Closed,
 }
 
+/// Who reads the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    /// The I/O thread (readiness polls through its ring).
+    Engine,
+    /// The socket's thread, which holds the lease; `waiting` while it is in a receive, else since
+    /// `left`.
+    App { waiting: bool, left: Instant },
+}
+
+/// Why a stream failed, found by whichever thread was reading it.
 #[derive(Debug)]
-struct State {
+pub(crate) enum Failure {
+    Eof,
+    Io(io::Error),
+    Protocol(zring_zmtp::Error),
+    Refused,
+}
+
+/// What one non-blocking read found.
+pub(crate) enum Read {
+    /// Bytes; `full` if they filled the room offered (more may be waiting).
+    Data(Bytes, bool),
+    Empty,
+    Eof,
+    Err(io::Error),
+}
+
+/// The state under the gate's lock.
+pub(crate) struct Inner {
+    pub(crate) session: Box<dyn Session>,
+    /// The current stream's codec.
+    pub(crate) codec: Option<Connection>,
     /// The stream, or -1 when there is none.
     fd: RawFd,
+    /// Counts streams (a connecting side reconnects): a reader's copy of the descriptor is for one.
+    generation: u64,
+    /// Whether the socket's thread may write directly.
     open: bool,
     /// What a direct write left unwritten; the I/O thread writes it first.
     leftover: Transmit,
+    reader: Reader,
+    /// How the stream failed while the socket's thread read it; the I/O thread closes it.
+    pub(crate) failure: Option<Failure>,
+    /// The unused part of the last read buffer.
+    buf: BytesMut,
 }
 
-/// One stream's gate, shared by its I/O thread and the application's thread.
-#[derive(Debug)]
+/// One connection's shared state (see the module's documentation). The socket layer holds it through
+/// its pipe to offer direct writes and reads; the I/O thread owns the connection.
 pub struct Gate {
-    state: Mutex<State>,
+    inner: Mutex<Inner>,
+    /// Schedules the connection on its I/O thread.
+    waker: Waker,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate").finish_non_exhaustive()
+    }
 }
 
 /// The most frames a message may have to go the direct way (more go through the queue).
 const MAX_FRAMES: usize = 16;
 
 impl Gate {
-    pub(crate) fn new(fd: RawFd) -> Gate {
+    pub(crate) fn new(session: Box<dyn Session>, waker: Waker) -> Gate {
         Gate {
-            state: Mutex::new(State {
-                fd,
+            inner: Mutex::new(Inner {
+                session,
+                codec: None,
+                fd: -1,
+                generation: 0,
                 open: false,
                 leftover: Transmit::with_inline_max(usize::MAX),
+                reader: Reader::Engine,
+                failure: None,
+                buf: BytesMut::new(),
             }),
+            waker,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Closes the gate and takes what a direct write left over (the I/O thread, before it writes).
-    pub(crate) fn close(&self) -> Transmit {
-        let mut s = self.lock();
-        s.open = false;
-        std::mem::take(&mut s.leftover)
-    }
-
-    /// Opens the gate (the I/O thread, when it is idle).
-    pub(crate) fn open(&self) {
-        let mut s = self.lock();
-        if s.fd >= 0 && s.leftover.is_empty() {
-            s.open = true;
-        }
-    }
-
-    /// Shuts the gate for good (the stream is closing).
-    pub(crate) fn shut(&self) {
-        let mut s = self.lock();
-        s.open = false;
-        s.fd = -1;
-        s.leftover.clear();
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Writes one message (its frames, with MORE on all but the last) if the gate is open and
@@ -85,7 +139,7 @@ impl Gate {
         if frames.is_empty() || frames.len() > MAX_FRAMES {
             return Direct::Closed;
         }
-        let Ok(mut s) = self.state.try_lock() else {
+        let Ok(mut s) = self.inner.try_lock() else {
             return Direct::Closed;
         };
         if !s.open || s.fd < 0 || !queue_empty() {
@@ -128,7 +182,7 @@ impl Gate {
         let sent = unsafe { libc::sendmsg(s.fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
         let written = match usize::try_from(sent) {
             Ok(n) => n,
-            Err(_) => match std::io::Error::last_os_error().raw_os_error() {
+            Err(_) => match io::Error::last_os_error().raw_os_error() {
                 // Nothing was taken this time: the I/O thread writes it all.
                 Some(libc::EAGAIN | libc::EINTR | libc::ENOBUFS | libc::ENOMEM) => 0,
                 // The stream is failing: the I/O thread will see it and close it; the message is
@@ -152,5 +206,320 @@ impl Gate {
         }
         s.open = false;
         Direct::Partial
+    }
+}
+
+impl Inner {
+    /// A new stream on `fd`: the I/O thread reads it; nothing may be written directly yet.
+    pub(crate) fn start(&mut self, fd: RawFd) {
+        self.fd = fd;
+        self.generation = self.generation.wrapping_add(1);
+        self.open = false;
+        self.leftover.clear();
+        self.reader = Reader::Engine;
+        self.failure = None;
+    }
+
+    /// The stream is closing: nobody touches it any more.
+    pub(crate) fn shut(&mut self) {
+        self.fd = -1;
+        self.open = false;
+        self.leftover.clear();
+        self.reader = Reader::Engine;
+        self.session.on_close();
+    }
+
+    /// Closes the write side and takes what a direct write left over (the I/O thread, before it
+    /// writes).
+    pub(crate) fn close_writes(&mut self) -> Transmit {
+        self.open = false;
+        std::mem::take(&mut self.leftover)
+    }
+
+    /// Opens the write side (the I/O thread, when it is idle).
+    pub(crate) fn open_writes(&mut self) {
+        if self.fd >= 0 && self.leftover.is_empty() {
+            self.open = true;
+        }
+    }
+
+    /// Whether the I/O thread reads the stream (no lease is out).
+    pub(crate) fn engine_reads(&self) -> bool {
+        self.reader == Reader::Engine
+    }
+
+    /// Takes an unused lease back (`true`), or says when to look again.
+    pub(crate) fn reclaim(&mut self, now: Instant) -> Result<(), Option<Instant>> {
+        match self.reader {
+            Reader::Engine => Err(None),
+            Reader::App { waiting: true, .. } => Err(Some(now + LEASE_CHECK)),
+            Reader::App { left, .. } if now < left + LEASE_IDLE => Err(Some(left + LEASE_IDLE)),
+            Reader::App { .. } => {
+                self.reader = Reader::Engine;
+                Ok(())
+            }
+        }
+    }
+
+    /// When the I/O thread must next look at the lease, if one is out.
+    pub(crate) fn lease_deadline(&self, now: Instant) -> Option<Instant> {
+        match self.reader {
+            Reader::Engine => None,
+            Reader::App { waiting: true, .. } => Some(now + LEASE_CHECK),
+            Reader::App { left, .. } => Some(left + LEASE_IDLE),
+        }
+    }
+
+    /// Reads what the kernel has, without blocking.
+    pub(crate) fn read(&mut self, fd: RawFd) -> Read {
+        if self.buf.capacity() - self.buf.len() < READ_MIN {
+            self.buf = BytesMut::with_capacity(READ_BUFFER);
+        }
+        let spare = self.buf.spare_capacity_mut();
+        let room = spare.len();
+        // SAFETY: the kernel writes at most `room` bytes into the spare capacity we own; nothing else
+        // touches it during the call.
+        let n = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), room, libc::MSG_DONTWAIT) };
+        match usize::try_from(n) {
+            Ok(0) => Read::Eof,
+            Ok(n) => {
+                // SAFETY: the kernel initialised `n` (at most `room`) bytes after the current length.
+                unsafe { self.buf.set_len(self.buf.len() + n) };
+                Read::Data(self.buf.split().freeze(), n == room)
+            }
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Read::Empty,
+                    _ => Read::Err(e),
+                }
+            }
+        }
+    }
+
+    /// Runs the codec over `data`, handing what arrives to the session.
+    pub(crate) fn input(&mut self, data: &Bytes, now: Instant) -> Result<(), Failure> {
+        let Some(codec) = self.codec.as_mut() else {
+            return Ok(());
+        };
+        let session = &mut self.session;
+        let mut refused = false;
+        codec
+            .handle_input_with(data, now, |event| match event {
+                _ if refused => {}
+                EventRef::Ready(peer) => refused = !session.on_ready(&peer),
+                other => session.on_event(other),
+            })
+            .map_err(Failure::Protocol)?;
+        if refused {
+            return Err(Failure::Refused);
+        }
+        Ok(())
+    }
+}
+
+/// What [`DirectReader::read`] or [`DirectReader::wait`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Input was handed to the session (messages may now be in the socket's queue).
+    Delivered,
+    /// Nothing to read now (or the wait ended without input: woken, or timed out).
+    Empty,
+    /// The stream is readable: call [`DirectReader::read`].
+    Readable,
+    /// The lease is gone (taken back, or the stream ended): drop the reader.
+    Lost,
+}
+
+/// The read lease on one stream, held by its socket's thread (see the module's documentation).
+/// Dropping it gives the stream back to the I/O thread.
+pub struct DirectReader {
+    gate: Arc<Gate>,
+    /// Our own descriptor for the stream, so that the I/O thread closing its own never leaves us
+    /// polling a number that names something else.
+    fd: OwnedFd,
+    generation: u64,
+    /// The last read filled its buffer: read again before polling.
+    more: bool,
+    /// Whether we said we are waiting since we last said we left.
+    entered: bool,
+}
+
+impl std::fmt::Debug for DirectReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectReader")
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DirectReader {
+    /// Takes the read lease on `gate`'s stream, if it is up and past its handshake.
+    pub fn acquire(gate: &Arc<Gate>) -> Option<DirectReader> {
+        let mut g = gate.lock();
+        let ready = g.codec.as_ref().is_some_and(Connection::is_ready);
+        if g.fd < 0 || !ready || g.failure.is_some() {
+            return None;
+        }
+        // SAFETY: `g.fd` is the open stream (the I/O thread marks it -1 under this lock before it
+        // closes it); F_DUPFD_CLOEXEC takes no pointers and the result is checked.
+        let dup = unsafe { libc::fcntl(g.fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return None;
+        }
+        // SAFETY: `dup` is a new descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(dup) };
+        g.reader = Reader::App {
+            waiting: true,
+            left: Instant::now(),
+        };
+        let generation = g.generation;
+        drop(g);
+        // The I/O thread learns that a lease is out (it looks at it from time to time).
+        gate.waker.wake();
+        Some(DirectReader {
+            gate: gate.clone(),
+            fd,
+            generation,
+            more: false,
+            entered: true,
+        })
+    }
+
+    /// Whether this lease is on `gate`.
+    pub fn is_for(&self, gate: &Arc<Gate>) -> bool {
+        Arc::ptr_eq(&self.gate, gate)
+    }
+
+    /// Whether the last read filled its buffer (read again before waiting).
+    pub fn has_more(&self) -> bool {
+        self.more
+    }
+
+    /// The gate, locked, if the lease still holds; marks us waiting.
+    fn enter(&mut self) -> Option<MutexGuard<'_, Inner>> {
+        let mut g = self.gate.lock();
+        if g.generation != self.generation || g.fd < 0 || g.reader == Reader::Engine {
+            return None;
+        }
+        g.reader = Reader::App {
+            waiting: true,
+            left: Instant::now(),
+        };
+        self.entered = true;
+        Some(g)
+    }
+
+    /// Reads what the stream has, without blocking, and hands it to the session.
+    pub fn read(&mut self) -> Step {
+        let fd = self.fd.as_raw_fd();
+        let waker = self.gate.waker.clone();
+        let Some(mut g) = self.enter() else {
+            return Step::Lost;
+        };
+        if !g.session.accepting() {
+            // What the socket's queue had no room for went in first; it is full again.
+            drop(g);
+            self.more = true;
+            return Step::Delivered;
+        }
+        let (step, more) = match g.read(fd) {
+            Read::Data(data, full) => match g.input(&data, Instant::now()) {
+                Ok(()) => {
+                    if g.codec.as_ref().is_some_and(Connection::wants_write) {
+                        // A PONG to send (or the like): the I/O thread writes it.
+                        waker.wake();
+                    }
+                    (Step::Delivered, full)
+                }
+                Err(failure) => {
+                    g.failure = Some(failure);
+                    g.reader = Reader::Engine;
+                    waker.wake();
+                    (Step::Lost, false)
+                }
+            },
+            Read::Empty => (Step::Empty, false),
+            Read::Eof => {
+                // The I/O thread reads the end of the stream itself and closes it.
+                g.reader = Reader::Engine;
+                waker.wake();
+                (Step::Lost, false)
+            }
+            Read::Err(e) => {
+                g.failure = Some(Failure::Io(e));
+                g.reader = Reader::Engine;
+                waker.wake();
+                (Step::Lost, false)
+            }
+        };
+        drop(g);
+        self.more = more;
+        step
+    }
+
+    /// Waits until the stream is readable, `wake` is woken (it is drained then), or `deadline`
+    /// passes. Returns [`Step::Readable`], [`Step::Empty`] or [`Step::Lost`].
+    pub fn wait(&mut self, wake: &EventFd, deadline: Option<Instant>) -> Step {
+        let Some(mut g) = self.enter() else {
+            return Step::Lost;
+        };
+        // What the socket's queue had no room for goes in now that it may have; a message moved
+        // wakes the socket (through `wake`), so the poll below returns at once.
+        g.session.accepting();
+        drop(g);
+        let mut fds = [
+            libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: wake.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let timeout = deadline.map_or(-1, |d| {
+            let left = d.saturating_duration_since(Instant::now());
+            // Rounded up, so that a wait never ends before its deadline.
+            i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
+        });
+        // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+        if n > 0 && fds[1].revents != 0 {
+            wake.drain();
+        }
+        if n > 0 && fds[0].revents != 0 {
+            Step::Readable
+        } else {
+            Step::Empty
+        }
+    }
+
+    /// The socket's receive returned: from now the I/O thread may take the lease back once it has
+    /// been unused for [`LEASE_IDLE`].
+    pub fn leave(&mut self) {
+        if !std::mem::take(&mut self.entered) {
+            return;
+        }
+        let mut g = self.gate.lock();
+        if g.generation == self.generation && g.reader != Reader::Engine {
+            g.reader = Reader::App {
+                waiting: false,
+                left: Instant::now(),
+            };
+        }
+    }
+}
+
+impl Drop for DirectReader {
+    fn drop(&mut self) {
+        let mut g = self.gate.lock();
+        if g.generation == self.generation && g.reader != Reader::Engine {
+            g.reader = Reader::Engine;
+            drop(g);
+            self.gate.waker.wake();
+        }
     }
 }

@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-pub use gate::{Direct, Gate};
+pub use gate::{Direct, DirectReader, Gate, Step, LEASE_IDLE};
 pub use session::{Disconnect, MakeSession, Session, SessionFactory};
 pub use thread::Reconnect;
-pub use waker::Waker;
+pub use waker::{EventFd, Waker};
 
 /// Where to connect.
 #[derive(Debug, Clone, PartialEq, Eq)]

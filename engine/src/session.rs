@@ -21,7 +21,8 @@ pub enum Disconnect<'a> {
     Refused,
 }
 
-/// The socket side of one stream. Called only on the stream's I/O thread.
+/// The socket side of one stream. Called on the stream's I/O thread, or on its socket's thread while
+/// that one holds the read lease (always under the stream's [`crate::Gate`] lock).
 pub trait Session: Send {
     /// The codec configuration for a new connection (each reconnect makes a new one).
     fn config(&self) -> Config;
@@ -62,6 +63,8 @@ pub trait Session: Send {
     fn abandoned(&mut self) -> bool {
         false
     }
+    /// The stream is closing (for whatever reason): let go of its gate.
+    fn on_close(&mut self) {}
 }
 
 /// Makes the session of each accepted stream.

@@ -12,19 +12,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use io_uring::{opcode, squeue, types, IoUring};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use zring_zmtp::{Connection, EventRef, Transmit};
+use zring_zmtp::{Connection, Transmit};
 
-use crate::gate::Gate;
-use crate::session::{Disconnect, MakeSession, Session, SessionFactory};
+use crate::gate::{Failure, Gate, Read};
+use crate::session::{Disconnect, MakeSession, SessionFactory};
 use crate::slab::Slab;
 use crate::waker::{Shared, Waker};
 use crate::Address;
 
-/// Size of each receive buffer.
-const READ_BUFFER: usize = 64 * 1024;
+/// How many reads one readiness may take before others get a turn.
+const READS_PER_TURN: usize = 4;
 /// The most iovecs in one write (Linux's `IOV_MAX` is 1024).
 const MAX_IOV: usize = 512;
 /// How often a shutting-down thread looks at lingering sessions.
@@ -80,9 +79,10 @@ enum Op {
         conn: usize,
         _addr: Box<SockAddr>,
     },
-    Recv {
+    /// The stream is readable (or failed); the read itself is a plain non-blocking `recv`, under the
+    /// gate's lock, so that the socket's thread can take the reading over (see [`Gate`]).
+    Poll {
         conn: usize,
-        buf: BytesMut,
     },
     Write {
         conn: usize,
@@ -114,21 +114,19 @@ enum Phase {
 }
 
 struct Conn {
-    session: Box<dyn Session>,
+    /// The session and the codec, shared with the socket's thread.
+    gate: Arc<Gate>,
     scheduled: Arc<AtomicBool>,
     socket: Option<Socket>,
-    codec: Option<Connection>,
     phase: Phase,
     /// Operations in flight that name this connection.
     inflight: usize,
-    recv_inflight: bool,
+    poll_inflight: bool,
     write_inflight: bool,
     /// Output produced while a write is in flight.
     out: Transmit,
     /// Reading paused because the session's queue is full.
     paused: bool,
-    /// The direct path for the socket's sends (while the stream is up).
-    gate: Option<Arc<Gate>>,
     /// Where and how to connect (connecting side only).
     target: Option<(Vec<Address>, Reconnect)>,
     next_addr: usize,
@@ -259,12 +257,15 @@ impl IoThread {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         };
+        let now = Instant::now();
         for i in self.conns.indices() {
             if let Some(c) = self.conns.get_mut(i) {
                 if let Phase::Waiting(at) = c.phase {
                     take(Some(at));
                 }
-                take(c.codec.as_ref().and_then(Connection::poll_timeout));
+                let g = c.gate.lock();
+                take(g.codec.as_ref().and_then(Connection::poll_timeout));
+                take(g.lease_deadline(now));
             }
         }
         for i in self.listeners.indices() {
@@ -315,9 +316,9 @@ impl IoThread {
                 let scheduled = Arc::new(AtomicBool::new(false));
                 let idx = self.conns.vacant();
                 let waker = Waker::new(self.shared.clone(), idx, scheduled.clone());
-                let session = make(waker);
+                let session = make(waker.clone());
                 let inserted = self.conns.insert(Conn::new(
-                    session,
+                    Gate::new(session, waker),
                     scheduled,
                     Some((addrs, reconnect)),
                     reconnect.ivl,
@@ -431,23 +432,16 @@ impl IoThread {
                     self.start_stream(conn);
                 }
             }
-            Op::Recv { conn, mut buf } => {
+            Op::Poll { conn } => {
                 self.op_done(conn);
                 if let Some(c) = self.conns.get_mut(conn) {
-                    c.recv_inflight = false;
+                    c.poll_inflight = false;
                 }
-                match usize::try_from(result) {
-                    Ok(0) => self.disconnected(conn, Disconnect::Eof),
-                    Ok(n) => {
-                        // SAFETY: the kernel wrote `n` bytes into the spare capacity we lent it, and
-                        // `n` is at most that capacity (the length we passed).
-                        unsafe { buf.set_len(n) };
-                        self.input(conn, buf);
-                    }
-                    Err(_) => {
-                        let e = io::Error::from_raw_os_error(-result);
-                        self.disconnected(conn, Disconnect::Io(&e));
-                    }
+                if result < 0 {
+                    let e = io::Error::from_raw_os_error(-result);
+                    self.disconnected(conn, Disconnect::Io(&e));
+                } else {
+                    self.read_stream(conn);
                 }
             }
             Op::Write {
@@ -486,7 +480,7 @@ impl IoThread {
         if let Phase::Closing { reconnect } = c.phase {
             if c.inflight == 0 {
                 c.socket = None;
-                c.codec = None;
+                c.gate.lock().codec = None;
                 c.out.clear();
                 if reconnect && self.shutdown.is_none() {
                     let at = Instant::now() + c.delay;
@@ -517,8 +511,9 @@ impl IoThread {
         let socket = Socket::from(unsafe { OwnedFd::from_raw_fd(result as RawFd) });
         let scheduled = Arc::new(AtomicBool::new(false));
         let idx = self.conns.vacant();
-        let session = factory.session(Waker::new(self.shared.clone(), idx, scheduled.clone()));
-        let mut conn = Conn::new(session, scheduled, None, Duration::ZERO);
+        let waker = Waker::new(self.shared.clone(), idx, scheduled.clone());
+        let session = factory.session(waker.clone());
+        let mut conn = Conn::new(Gate::new(session, waker), scheduled, None, Duration::ZERO);
         conn.socket = Some(socket);
         let inserted = self.conns.insert(conn);
         self.start_stream(inserted);
@@ -530,85 +525,113 @@ impl IoThread {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        if let Some(s) = &c.socket {
-            let _ = s.set_tcp_nodelay(true);
-            if let Some(on) = c.session.keepalive() {
-                let _ = s.set_keepalive(on);
-            }
-            let peer = s.peer_addr().ok().and_then(|a| a.as_socket());
-            let gate = Arc::new(Gate::new(s.as_raw_fd()));
-            c.session.on_stream(peer, &gate);
-            c.gate = Some(gate);
+        let Some(s) = &c.socket else {
+            return;
+        };
+        let _ = s.set_tcp_nodelay(true);
+        let peer = s.peer_addr().ok().and_then(|a| a.as_socket());
+        let mut g = c.gate.lock();
+        if let Some(on) = g.session.keepalive() {
+            let _ = s.set_keepalive(on);
         }
+        g.start(s.as_raw_fd());
+        g.session.on_stream(peer, &c.gate);
+        let codec = Connection::new(g.session.config(), Instant::now());
+        let started = codec.is_ok();
+        g.codec = codec.ok();
+        drop(g);
         c.phase = Phase::Live;
         c.paused = false;
-        match Connection::new(c.session.config(), Instant::now()) {
-            Ok(codec) => c.codec = Some(codec),
-            Err(_) => {
-                self.close(conn, false);
-                return;
-            }
+        if !started {
+            self.close(conn, false);
+            return;
         }
         if let Some((_, r)) = &c.target {
             c.delay = r.ivl;
         }
-        self.arm_recv(conn);
+        self.arm_poll(conn);
         self.service(conn);
     }
 
-    fn arm_recv(&mut self, conn: usize) {
+    /// Asks the ring to say when the stream is readable, unless it already will, reading is paused,
+    /// or the socket's thread holds the read lease.
+    fn arm_poll(&mut self, conn: usize) {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        if c.recv_inflight || c.phase != Phase::Live {
+        if c.poll_inflight || c.paused || c.phase != Phase::Live {
             return;
         }
         let Some(fd) = c.socket.as_ref().map(AsRawFd::as_raw_fd) else {
             return;
         };
-        c.recv_inflight = true;
+        if !c.gate.lock().engine_reads() {
+            return;
+        }
+        c.poll_inflight = true;
         c.inflight += 1;
-        let mut buf = BytesMut::with_capacity(READ_BUFFER);
-        let spare = buf.spare_capacity_mut();
-        let (ptr, len) = (spare.as_mut_ptr().cast::<u8>(), spare.len());
-        let idx = self.ops.insert(Op::Recv { conn, buf });
-        let entry = opcode::Recv::new(types::Fd(fd), ptr, u32::try_from(len).unwrap_or(u32::MAX))
+        let idx = self.ops.insert(Op::Poll { conn });
+        let entry = opcode::PollAdd::new(types::Fd(fd), u32::from(libc::POLLIN.unsigned_abs()))
             .build()
             .user_data(idx as u64);
         self.push(entry);
     }
 
-    /// Bytes arrived: run the codec, hand events to the session, answer, read on.
-    fn input(&mut self, conn: usize, buf: BytesMut) {
-        let Some(c) = self.conns.get_mut(conn) else {
-            return;
-        };
-        let Some(codec) = c.codec.as_mut() else {
-            return;
-        };
-        let data = buf.freeze();
-        let session = &mut c.session;
-        let mut refused = false;
-        let result = codec.handle_input_with(&data, Instant::now(), |event| match event {
-            _ if refused => {}
-            EventRef::Ready(peer) => refused = !session.on_ready(&peer),
-            other => session.on_event(other),
-        });
-        match result {
-            Err(e) => {
+    /// The stream is readable: read, run the codec, hand events to the session, poll again.
+    fn read_stream(&mut self, conn: usize) {
+        for _ in 0..READS_PER_TURN {
+            let Some(c) = self.conns.get_mut(conn) else {
+                return;
+            };
+            let Some(fd) = c.socket.as_ref().map(AsRawFd::as_raw_fd) else {
+                return;
+            };
+            if c.phase != Phase::Live {
+                return;
+            }
+            let mut g = c.gate.lock();
+            if !g.engine_reads() {
+                // The socket's thread holds the lease: it reads.
+                return;
+            }
+            let outcome = match g.read(fd) {
+                Read::Data(data, full) => g.input(&data, Instant::now()).map(|()| {
+                    let accepting = g.session.accepting();
+                    (accepting, full)
+                }),
+                Read::Empty => Ok((true, false)),
+                Read::Eof => Err(Failure::Eof),
+                Read::Err(e) => Err(Failure::Io(e)),
+            };
+            drop(g);
+            match outcome {
+                Err(failure) => {
+                    self.fail(conn, failure);
+                    return;
+                }
+                Ok((false, _)) => {
+                    c.paused = true;
+                    break;
+                }
+                Ok((true, true)) => {}
+                Ok((true, false)) => break,
+            }
+        }
+        self.arm_poll(conn);
+        self.service(conn);
+    }
+
+    /// The stream failed (found by either thread): close it, saying why.
+    fn fail(&mut self, conn: usize, failure: Failure) {
+        match failure {
+            Failure::Eof => self.disconnected(conn, Disconnect::Eof),
+            Failure::Io(e) => self.disconnected(conn, Disconnect::Io(&e)),
+            Failure::Protocol(e) => {
                 // Say why (an ERROR command, for a socket-type mismatch) before closing.
                 self.flush(conn);
                 self.disconnected(conn, Disconnect::Protocol(&e));
             }
-            Ok(()) if refused => self.disconnected(conn, Disconnect::Refused),
-            Ok(()) => {
-                if c.session.accepting() {
-                    self.arm_recv(conn);
-                } else {
-                    c.paused = true;
-                }
-                self.service(conn);
-            }
+            Failure::Refused => self.disconnected(conn, Disconnect::Refused),
         }
     }
 
@@ -618,7 +641,7 @@ impl IoThread {
             return;
         };
         if c.phase != Phase::Live {
-            if !matches!(c.phase, Phase::Closing { .. }) && c.session.finished() {
+            if !matches!(c.phase, Phase::Closing { .. }) && c.gate.lock().session.finished() {
                 // A socket gone while disconnected: nothing left to deliver.
                 if c.inflight == 0 {
                     self.conns.remove(conn);
@@ -626,40 +649,52 @@ impl IoThread {
             }
             return;
         }
-        if c.paused && c.session.accepting() {
-            c.paused = false;
-            self.arm_recv(conn);
+        let mut g = c.gate.lock();
+        if let Some(failure) = g.failure.take() {
+            // Found by the socket's thread while it held the read lease.
+            drop(g);
+            self.fail(conn, failure);
+            return;
         }
+        // Moves what the socket's queue had no room for (whichever thread read it) into the queue.
+        if g.session.accepting() {
+            c.paused = false;
+        }
+        drop(g);
+        self.arm_poll(conn);
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        c.close_gate();
-        if let Some(codec) = c.codec.as_mut() {
+        let mut g = c.gate.lock();
+        prepend(&mut c.out, g.close_writes());
+        let inner = &mut *g;
+        if let Some(codec) = inner.codec.as_mut() {
             if codec.is_ready() {
                 for _ in 0..FILL_ROUNDS {
-                    if !c.session.fill(codec) {
+                    if !inner.session.fill(codec) {
                         break;
                     }
                 }
             }
         }
+        drop(g);
         self.flush(conn);
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
         let flushed = !c.write_inflight && c.out.is_empty();
-        if c.session.finished() && (flushed || c.session.abandoned()) {
+        let mut g = c.gate.lock();
+        if g.session.finished() && (flushed || g.session.abandoned()) {
+            drop(g);
             self.close(conn, false);
             return;
         }
-        let ready = c
+        let ready = g
             .codec
             .as_ref()
             .is_some_and(|k| k.is_ready() && !k.wants_write());
-        if flushed && ready && c.session.outbound_idle() {
-            if let Some(g) = &c.gate {
-                g.open();
-            }
+        if flushed && ready && g.session.outbound_idle() {
+            g.open_writes();
         }
     }
 
@@ -668,10 +703,12 @@ impl IoThread {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        c.close_gate();
-        if let Some(codec) = c.codec.as_mut() {
+        let mut g = c.gate.lock();
+        prepend(&mut c.out, g.close_writes());
+        if let Some(codec) = g.codec.as_mut() {
             codec.poll_transmit(&mut c.out);
         }
+        drop(g);
         if c.write_inflight || c.out.is_empty() || c.phase != Phase::Live {
             return;
         }
@@ -720,21 +757,31 @@ impl IoThread {
             };
             match c.phase {
                 Phase::Waiting(at) if at <= now => {
-                    if c.session.finished() {
+                    let finished = c.gate.lock().session.finished();
+                    if finished {
                         self.conns.remove(i);
                     } else {
                         self.start_connect(i);
                     }
                 }
                 Phase::Live => {
-                    let Some(codec) = c.codec.as_mut() else {
-                        continue;
-                    };
-                    if codec.poll_timeout().is_some_and(|t| t <= now) {
-                        match codec.handle_timeout(now) {
-                            Ok(()) => self.flush(i),
-                            Err(e) => self.disconnected(i, Disconnect::Protocol(&e)),
+                    let mut g = c.gate.lock();
+                    let reclaimed = g.reclaim(now).is_ok();
+                    let timed_out = match g.codec.as_mut() {
+                        Some(codec) if codec.poll_timeout().is_some_and(|t| t <= now) => {
+                            Some(codec.handle_timeout(now))
                         }
+                        _ => None,
+                    };
+                    drop(g);
+                    if reclaimed {
+                        // The socket's thread left the stream unread: the I/O thread reads it again.
+                        self.arm_poll(i);
+                    }
+                    match timed_out {
+                        Some(Ok(())) => self.flush(i),
+                        Some(Err(e)) => self.disconnected(i, Disconnect::Protocol(&e)),
+                        None => {}
                     }
                 }
                 _ => {}
@@ -750,7 +797,7 @@ impl IoThread {
         if matches!(c.phase, Phase::Closing { .. }) {
             return;
         }
-        let reconnect = c.session.on_disconnect(why) && c.target.is_some();
+        let reconnect = c.gate.lock().session.on_disconnect(why) && c.target.is_some();
         if reconnect {
             if let Some((_, r)) = &c.target {
                 let current = c.delay;
@@ -768,9 +815,7 @@ impl IoThread {
         };
         c.phase = Phase::Closing { reconnect };
         c.paused = false;
-        if let Some(g) = c.gate.take() {
-            g.shut();
-        }
+        c.gate.lock().shut();
         if let Some(s) = &c.socket {
             // Ends the operations in flight; the descriptor is closed when the last completes.
             let _ = s.shutdown(std::net::Shutdown::Both);
@@ -783,37 +828,31 @@ impl IoThread {
     }
 }
 
-impl Conn {
-    /// Closes the direct path before the I/O thread writes or takes messages, and puts what a direct
-    /// write left unwritten in front of the output.
-    fn close_gate(&mut self) {
-        if let Some(g) = &self.gate {
-            let mut leftover = g.close();
-            if !leftover.is_empty() {
-                leftover.append(&mut self.out);
-                self.out = leftover;
-            }
-        }
+/// Puts what a direct write left unwritten in front of the output.
+fn prepend(out: &mut Transmit, mut leftover: Transmit) {
+    if !leftover.is_empty() {
+        leftover.append(out);
+        *out = leftover;
     }
+}
 
+impl Conn {
     fn new(
-        session: Box<dyn Session>,
+        gate: Gate,
         scheduled: Arc<AtomicBool>,
         target: Option<(Vec<Address>, Reconnect)>,
         delay: Duration,
     ) -> Conn {
         Conn {
-            session,
+            gate: Arc::new(gate),
             scheduled,
             socket: None,
-            codec: None,
             phase: Phase::Connecting,
             inflight: 0,
-            recv_inflight: false,
+            poll_inflight: false,
             write_inflight: false,
             out: Transmit::new(),
             paused: false,
-            gate: None,
             target,
             next_addr: 0,
             delay,

@@ -2,8 +2,8 @@
 //! and an eventfd that is written only when the thread is asleep.
 
 use std::fs::File;
-use std::io::Write;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -21,23 +21,52 @@ pub(crate) struct Shared {
     /// producer that pushed before reading `false` is seen by the thread's re-check after its fence.
     sleeping: AtomicBool,
     /// Readable while a wake-up is pending; the thread always has a read of it in flight.
-    pub(crate) eventfd: File,
+    pub(crate) eventfd: EventFd,
 }
 
-impl Shared {
-    pub(crate) fn new() -> std::io::Result<Shared> {
+/// An eventfd: readable while a wake-up is pending. One thread waits on it (beside other
+/// descriptors); any thread wakes it.
+#[derive(Debug)]
+pub struct EventFd(File);
+
+impl EventFd {
+    /// A new, non-blocking eventfd.
+    pub fn new() -> std::io::Result<EventFd> {
         // SAFETY: eventfd(2) takes no pointers; the result is checked before use.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }
         // SAFETY: `fd` is a new descriptor that nothing else owns.
-        let eventfd = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        Ok(EventFd(File::from(unsafe { OwnedFd::from_raw_fd(fd) })))
+    }
+
+    /// Makes it readable.
+    pub fn wake(&self) {
+        // A full counter (EAGAIN) already means "wake up": nothing is lost by ignoring it.
+        let _ = (&self.0).write(&1u64.to_ne_bytes());
+    }
+
+    /// Makes it unreadable again (after a wait saw it readable).
+    pub fn drain(&self) {
+        let mut buf = [0u8; 8];
+        let _ = (&self.0).read(&mut buf);
+    }
+}
+
+impl AsRawFd for EventFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+impl Shared {
+    pub(crate) fn new() -> std::io::Result<Shared> {
         Ok(Shared {
             commands: SegQueue::new(),
             ready: SegQueue::new(),
             sleeping: AtomicBool::new(false),
-            eventfd,
+            eventfd: EventFd::new()?,
         })
     }
 
@@ -47,8 +76,7 @@ impl Shared {
         // in `prepare_sleep`.
         fence(Ordering::SeqCst);
         if self.sleeping.load(Ordering::Relaxed) {
-            // A full counter (EAGAIN) already means "wake up": nothing is lost by ignoring it.
-            let _ = (&self.eventfd).write(&1u64.to_ne_bytes());
+            self.eventfd.wake();
         }
     }
 

@@ -8,7 +8,7 @@
 //! Wake-ups: each end has a [`Signal`]. A writer wakes the reader only when the reader has said it is
 //! parked; a reader that frees space in a queue that was full wakes the writer the same way.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
@@ -104,13 +104,23 @@ enum Wake {
     Engine(zring_engine::Waker),
 }
 
+/// The owner runs: a notification needs no wake-up.
+const RUNNING: u8 = 0;
+/// The owner is parked (its parker), or is a session (woken on every notification).
+const PARKED: u8 = 1;
+/// The owner waits in poll(2) on its stream and its eventfd.
+const POLLING: u8 = 2;
+
 /// Wakes the owner of one end of some pipes: a socket's thread, or a session on an I/O thread.
 pub(crate) struct Signal {
-    /// Set by the owner before it parks and cleared when it wakes (always set for a session, which is
-    /// woken on every notification). Paired with the fence in [`Signal::notify`]: a writer that
-    /// published before reading `false` here is seen by the owner's re-check after its own fence.
-    parked: AtomicBool,
+    /// How the owner waits: set by the owner before it waits and reset when it wakes. Paired with the
+    /// fence in [`Signal::notify`]: a writer that published before reading `RUNNING` here is seen by
+    /// the owner's re-check after its own fence.
+    parked: AtomicU8,
     wake: Wake,
+    /// The eventfd a socket's thread polls beside its stream (made on first use; `None` if the
+    /// system refused one).
+    eventfd: OnceLock<Option<zring_engine::EventFd>>,
     /// Set when the owning socket is dropped.
     closed: AtomicBool,
     /// When the owner was dropped: until when its queued messages may still be delivered (`None`:
@@ -128,8 +138,9 @@ pub(crate) struct Signal {
 impl Signal {
     fn with(wake: Wake, parked: bool) -> Arc<Signal> {
         Arc::new(Signal {
-            parked: AtomicBool::new(parked),
+            parked: AtomicU8::new(if parked { PARKED } else { RUNNING }),
             wake,
+            eventfd: OnceLock::new(),
             closed: AtomicBool::new(false),
             linger: OnceLock::new(),
             mail: Mutex::new(Vec::new()),
@@ -179,11 +190,17 @@ impl Signal {
         // SYNC POINT: orders the caller's publication before the read of `parked`; pairs with the
         // fence in `Waiter::prepare`.
         fence(Ordering::SeqCst);
-        if self.parked.load(Ordering::Relaxed) {
-            match &self.wake {
+        match self.parked.load(Ordering::Relaxed) {
+            PARKED => match &self.wake {
                 Wake::Thread(unparker) => unparker.unpark(),
                 Wake::Engine(waker) => waker.wake(),
+            },
+            POLLING => {
+                if let Some(Some(fd)) = self.eventfd.get() {
+                    fd.wake();
+                }
             }
+            _ => {}
         }
         if self.watched.load(Ordering::Relaxed) {
             if let Some(w) = &*self.watcher.lock().unwrap_or_else(PoisonError::into_inner) {
@@ -237,9 +254,27 @@ impl Waiter {
     /// Announces that the owner is about to park. The caller must re-check its condition afterwards,
     /// then call [`Waiter::park`] or [`Waiter::cancel`].
     pub(crate) fn prepare(&self) {
-        self.signal.parked.store(true, Ordering::Relaxed);
+        self.signal.parked.store(PARKED, Ordering::Relaxed);
         // SYNC POINT: pairs with the fence in `Signal::notify`.
         fence(Ordering::SeqCst);
+    }
+
+    /// The eventfd that interrupts a poll(2) wait (see [`Waiter::prepare_poll`]), made on first use.
+    pub(crate) fn eventfd(&self) -> Option<&zring_engine::EventFd> {
+        self.signal
+            .eventfd
+            .get_or_init(|| zring_engine::EventFd::new().ok())
+            .as_ref()
+    }
+
+    /// As [`Waiter::prepare`], for a wait in poll(2) that [`Waiter::eventfd`] interrupts. `None` if
+    /// there is no eventfd (wait with `prepare` and `park` instead).
+    pub(crate) fn prepare_poll(&self) -> Option<&zring_engine::EventFd> {
+        let fd = self.eventfd()?;
+        self.signal.parked.store(POLLING, Ordering::Relaxed);
+        // SYNC POINT: pairs with the fence in `Signal::notify`.
+        fence(Ordering::SeqCst);
+        Some(fd)
     }
 
     /// Parks until notified or until `deadline`.
@@ -253,7 +288,7 @@ impl Waiter {
 
     /// Clears the parked flag.
     pub(crate) fn cancel(&self) {
-        self.signal.parked.store(false, Ordering::Relaxed);
+        self.signal.parked.store(RUNNING, Ordering::Relaxed);
     }
 }
 
@@ -356,8 +391,8 @@ struct Shared {
     signals: [OnceLock<Arc<Signal>>; 2],
     /// Side `i` has closed its end: it writes no more.
     closed: [AtomicBool; 2],
-    /// A direct path for side `i`'s writes (a network session offers it to its socket), and whether
-    /// there is one (checked first, so that pipes without one pay no lock).
+    /// The gate of side `i`'s stream (a network session offers it to its socket), and whether side
+    /// `i` may write through it (checked first, so that pipes without one pay no lock).
     gates: [Mutex<Option<Arc<zring_engine::Gate>>>; 2],
     has_gate: [AtomicBool; 2],
     /// When side `i` last sent a message (nanoseconds since `epoch`): a message that follows another
@@ -459,14 +494,23 @@ impl PipeEnd {
         &self.shared.queues[self.other()]
     }
 
-    /// Offers the peer a direct path for its sends (`None`: withdraws it).
-    pub(crate) fn offer_gate(&self, gate: Option<Arc<zring_engine::Gate>>) {
+    /// Offers the peer its stream's gate (`None`: withdraws it): for direct reads, and for direct
+    /// sends if `writes`.
+    pub(crate) fn offer_gate(&self, gate: Option<Arc<zring_engine::Gate>>, writes: bool) {
         let other = self.other();
-        let on = gate.is_some();
+        let on = gate.is_some() && writes;
         *self.shared.gates[other]
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = gate;
         self.shared.has_gate[other].store(on, Ordering::Release);
+    }
+
+    /// The gate of the stream behind this pipe, if it is a network stream that is up.
+    pub(crate) fn gate(&self) -> Option<Arc<zring_engine::Gate>> {
+        self.shared.gates[self.side]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Writes `msg` straight to the stream if the direct path is open, nothing is queued before it,

@@ -101,7 +101,9 @@ pub fn poll(items: &mut [PollItem<'_>], timeout: Option<Duration>) -> Result<usi
         if n > 0 || timeout == Some(Duration::ZERO) {
             return Ok(n);
         }
-        for item in items.iter() {
+        for item in items.iter_mut() {
+            // The I/O threads read while we wait here.
+            item.socket.release_direct();
             item.socket.signal().watch(Some(parker.unparker().clone()));
         }
         let n = ready(items);

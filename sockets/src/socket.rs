@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use zring_engine::{DirectReader, Step};
 
 use crate::context::{Context, Party};
 use crate::endpoint::Endpoint;
@@ -48,6 +49,9 @@ pub struct Socket {
     /// Where its connections' events go.
     monitor: crate::monitor::SharedHub,
     last_endpoint: Option<String>,
+    /// The read lease on the socket's one network stream: while it waits to receive from that stream
+    /// alone, the socket's thread reads it itself (see `zring_engine::Gate`).
+    direct: Option<DirectReader>,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -91,6 +95,7 @@ impl Socket {
             ipc_files: Vec::new(),
             monitor: crate::monitor::SharedHub::default(),
             last_endpoint: None,
+            direct: None,
             _not_sync: PhantomData,
         }
     }
@@ -327,19 +332,35 @@ impl Socket {
         }
     }
 
-    /// Runs `attempt` until it yields, waiting in between for a wake-up, at most `timeout`.
+    /// Runs `attempt` until it yields, waiting in between for a wake-up, at most `timeout`. A receive
+    /// (`recv`) from one network stream reads that stream on this thread (see [`Socket::read_direct`]).
     fn wait_for<T>(
         &mut self,
         timeout: Option<Duration>,
+        recv: bool,
         mut attempt: impl FnMut(&mut Socket) -> Result<Option<T>>,
     ) -> Result<T> {
         let mut deadline = None;
+        // Whether the stream is known (or likely) to have input: read it before waiting. A new lease
+        // reads at once; a held one whose last read drained the stream polls first.
+        let mut readable = self.direct.as_ref().is_none_or(DirectReader::has_more);
         loop {
             self.process_mail();
             if let Some(t) = attempt(self)? {
                 return Ok(t);
             }
             self.reap();
+            if recv && (readable || timeout == Some(Duration::ZERO)) {
+                readable = false;
+                match self.read_direct() {
+                    Step::Delivered => {
+                        readable = self.direct.as_ref().is_some_and(DirectReader::has_more);
+                        continue;
+                    }
+                    Step::Lost => self.direct = None,
+                    Step::Empty | Step::Readable => {}
+                }
+            }
             let deadline = match (timeout, deadline) {
                 (Some(Duration::ZERO), _) => return Err(Error::WouldBlock),
                 (Some(t), None) => Some(*deadline.insert(Instant::now() + t)),
@@ -348,7 +369,10 @@ impl Socket {
             if let Some(t) = self.spin(&mut attempt)? {
                 return Ok(t);
             }
-            self.waiter.prepare();
+            let poll = recv && self.direct.is_some() && self.waiter.prepare_poll().is_some();
+            if !poll {
+                self.waiter.prepare();
+            }
             self.process_mail();
             match attempt(self) {
                 Ok(None) => {}
@@ -361,8 +385,45 @@ impl Socket {
                 self.waiter.cancel();
                 return Err(Error::WouldBlock);
             }
-            self.waiter.park(deadline);
+            match (
+                poll.then(|| self.waiter.eventfd()).flatten(),
+                self.direct.as_mut(),
+            ) {
+                (Some(wake), Some(direct)) => {
+                    let step = direct.wait(wake, deadline);
+                    self.waiter.cancel();
+                    match step {
+                        Step::Lost => self.direct = None,
+                        step => readable = step == Step::Readable,
+                    }
+                }
+                _ => self.waiter.park(deadline),
+            }
         }
+    }
+
+    /// Reads the socket's stream on this thread, if the socket has exactly one peer and it is a network
+    /// stream past its handshake: takes (or keeps) the stream's read lease and hands what the kernel
+    /// has to the session, which queues whole messages in the pipe as the I/O thread would. A socket
+    /// with several peers leaves the reading to the I/O thread (it waits on their queues).
+    fn read_direct(&mut self) -> Step {
+        let gate = match self.pipes.ids().next() {
+            Some(id) if self.pipes.len() == 1 => self.pipes.get(id).and_then(PipeEnd::gate),
+            _ => None,
+        };
+        let Some(gate) = gate else {
+            return Step::Lost;
+        };
+        if !self.direct.as_ref().is_some_and(|d| d.is_for(&gate)) {
+            self.direct = None;
+            self.direct = DirectReader::acquire(&gate);
+        }
+        self.direct.as_mut().map_or(Step::Lost, DirectReader::read)
+    }
+
+    /// Gives the read lease back to the I/O thread (before this thread waits on something else).
+    pub(crate) fn release_direct(&mut self) {
+        self.direct = None;
     }
 
     /// Tries `attempt` for up to the spin bound before the caller parks: a writer that finds us
@@ -388,7 +449,7 @@ impl Socket {
 
     fn send_parts(&mut self, msg: Parts, timeout: Option<Duration>) -> Result<()> {
         let mut pending = Some(msg);
-        self.wait_for(timeout, |s| {
+        self.wait_for(timeout, false, |s| {
             let Some(msg) = pending.take() else {
                 return Ok(Some(()));
             };
@@ -469,8 +530,11 @@ impl Socket {
                 op: "recv",
             });
         }
-        let parts = self.wait_for(timeout, |s| s.pattern.recv(&s.pipes, &s.options))?;
-        self.receiving.extend(parts.into_frames());
+        let parts = self.wait_for(timeout, true, |s| s.pattern.recv(&s.pipes, &s.options));
+        if let Some(direct) = self.direct.as_mut() {
+            direct.leave();
+        }
+        self.receiving.extend(parts?.into_frames());
         Ok(())
     }
 
@@ -539,7 +603,14 @@ impl Socket {
     /// Whether a message can be received now without waiting.
     pub fn readable(&mut self) -> bool {
         self.process_mail();
-        !self.receiving.is_empty() || self.pattern.readable(&self.pipes)
+        let ready = |s: &Socket| !s.receiving.is_empty() || s.pattern.readable(&s.pipes);
+        if !ready(self) && self.direct.is_some() {
+            // This thread holds the stream's read lease: what the kernel has is ours to read.
+            if self.read_direct() == Step::Lost {
+                self.direct = None;
+            }
+        }
+        ready(self)
     }
 
     /// Whether a message can be sent now without waiting.
@@ -625,6 +696,7 @@ impl Drop for Socket {
         for file in self.ipc_files.drain(..) {
             let _ = std::fs::remove_file(file);
         }
+        self.direct = None;
         let linger_until = self.options.linger.map(|d| Instant::now() + d);
         self.waiter.signal.close(linger_until);
         // Dropping the pipes closes our ends: peers read what we queued, then let go.

@@ -487,3 +487,149 @@ fn sockets_run_on_the_io_thread_their_affinity_names() {
     assert_eq!(got, ["from 0", "from 1"]);
     assert_eq!(ctx.io_threads(), 2);
 }
+
+/// Reads from a raw peer until `want` has been seen (the bytes before it are skipped).
+fn read_until(s: &mut TcpStream, want: &[u8]) -> bool {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + WATCHDOG;
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+        if seen.windows(want.len()).any(|w| w == want) {
+            return true;
+        }
+    }
+    false
+}
+
+/// One message frame of `body` (short form).
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x00, body.len() as u8];
+    out.extend_from_slice(body);
+    out
+}
+
+/// A PING command with TTL 0 and `context`, and the PONG that answers it.
+fn ping_pong(context: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut ping = vec![0x04, (7 + context.len()) as u8];
+    ping.extend_from_slice(b"\x04PING\x00\x00");
+    ping.extend_from_slice(context);
+    let mut pong = vec![0x04, (5 + context.len()) as u8];
+    pong.extend_from_slice(b"\x04PONG");
+    pong.extend_from_slice(context);
+    (ping, pong)
+}
+
+/// A raw PUSH peer that a zring PULL connected to, past the handshake.
+fn raw_pusher(listener: &std::net::TcpListener) -> TcpStream {
+    let mut s = silent_peer(listener, "PUSH");
+    assert!(read_until(&mut s, b"PULL"), "the PULL's READY arrives");
+    s
+}
+
+#[test]
+fn a_receiver_reading_its_stream_itself_answers_pings_and_survives_the_stream_ending() {
+    use zring::{DisconnectReason, MonitorEvent};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("tcp://{}", listener.local_addr().unwrap());
+    let net = tcp();
+    let mut pull = net.socket(SocketType::Pull);
+    pull.set_reconnect_ivl(Duration::from_millis(10)).unwrap();
+    let monitor = pull.monitor();
+    pull.connect(&endpoint).unwrap();
+    let (got, received) = std::sync::mpsc::channel();
+    let receiver = std::thread::spawn(move || {
+        // Once a message has come, every receive waits on the one stream from this thread.
+        for _ in 0..4 {
+            let m = pull.recv_string().unwrap();
+            got.send(m).unwrap();
+        }
+    });
+    let mut peer = raw_pusher(&listener);
+    peer.write_all(&frame(b"one")).unwrap();
+    assert_eq!(received.recv_timeout(WATCHDOG).unwrap(), "one");
+    // The receiver is now waiting in its next receive: the PING is read (and answered) there.
+    let (ping, pong) = ping_pong(b"ab");
+    peer.write_all(&ping).unwrap();
+    assert!(read_until(&mut peer, &pong), "the PING is answered");
+    peer.write_all(&frame(b"two")).unwrap();
+    assert_eq!(received.recv_timeout(WATCHDOG).unwrap(), "two");
+    // A malformed command (its name longer than its body) closes the stream; the socket reconnects
+    // and the receiver, still in its receive, gets what the new stream brings.
+    peer.write_all(&[0x04, 0x03, 0x10, b'A', b'B']).unwrap();
+    let mut second = raw_pusher(&listener);
+    let disconnected =
+        std::iter::from_fn(|| monitor.recv_timeout(WATCHDOG)).find_map(|e| match e {
+            MonitorEvent::Disconnected { reason, .. } => Some(reason),
+            _ => None,
+        });
+    assert!(matches!(disconnected, Some(DisconnectReason::Protocol(_))));
+    second.write_all(&frame(b"three")).unwrap();
+    assert_eq!(received.recv_timeout(WATCHDOG).unwrap(), "three");
+    // The peer going away mid-wait is the same: a new stream serves the waiting receiver.
+    drop(second);
+    let mut third = raw_pusher(&listener);
+    third.write_all(&frame(b"four")).unwrap();
+    assert_eq!(received.recv_timeout(WATCHDOG).unwrap(), "four");
+    receiver.join().unwrap();
+}
+
+#[test]
+fn input_is_read_while_the_receiver_is_busy_elsewhere() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("tcp://{}", listener.local_addr().unwrap());
+    let net = tcp();
+    let mut pull = net.socket(SocketType::Pull);
+    pull.connect(&endpoint).unwrap();
+    let (got, received) = std::sync::mpsc::channel();
+    let (go, resume) = std::sync::mpsc::channel::<()>();
+    let receiver = std::thread::spawn(move || {
+        for _ in 0..2 {
+            got.send(pull.recv_string().unwrap()).unwrap();
+        }
+        // Busy elsewhere: no receive until told.
+        resume.recv_timeout(WATCHDOG).unwrap();
+        got.send(pull.recv_string().unwrap()).unwrap();
+    });
+    let mut peer = raw_pusher(&listener);
+    peer.write_all(&frame(b"one")).unwrap();
+    peer.write_all(&frame(b"two")).unwrap();
+    assert_eq!(received.recv_timeout(WATCHDOG).unwrap(), "one");
+    assert_eq!(received.recv_timeout(WATCHDOG).unwrap(), "two");
+    // The receiver read its stream itself; now it is not receiving, and the I/O thread answers.
+    let (ping, pong) = ping_pong(b"busy");
+    peer.write_all(&ping).unwrap();
+    assert!(read_until(&mut peer, &pong), "the PING is answered");
+    peer.write_all(&frame(b"three")).unwrap();
+    go.send(()).unwrap();
+    assert_eq!(received.recv_timeout(WATCHDOG).unwrap(), "three");
+    receiver.join().unwrap();
+}
+
+#[test]
+fn a_receiver_with_a_tiny_queue_reading_its_stream_loses_nothing() {
+    let net = tcp();
+    let mut pull = net.socket(SocketType::Pull);
+    pull.set_rcvhwm(2).unwrap();
+    let ep = net.bind(&mut pull);
+    let mut push = net.connected(SocketType::Push, &ep);
+    let body = vec![7u8; 512];
+    let sender = std::thread::spawn(move || {
+        for i in 0..5_000u32 {
+            let mut m = i.to_be_bytes().to_vec();
+            m.extend_from_slice(&body);
+            push.send(m).unwrap();
+        }
+        push
+    });
+    for i in 0..5_000u32 {
+        let m = pull.recv().unwrap();
+        assert_eq!(&m[..4], &i.to_be_bytes()[..]);
+        assert_eq!(m.len(), 516);
+    }
+    drop(sender.join().unwrap());
+}

@@ -125,10 +125,7 @@ impl Session for TcpSession {
 
     fn on_stream(&mut self, peer: Option<std::net::SocketAddr>, gate: &Arc<zring_engine::Gate>) {
         self.peer = peer;
-        // A subscriber's sends are transformed here (subscriptions become commands): no direct path.
-        if !self.link.socket_type.is_subscriber() {
-            self.gate = Some(gate.clone());
-        }
+        self.gate = Some(gate.clone());
         self.handshaken = false;
         self.link.monitor.emit(MonitorEvent::Connected { peer });
     }
@@ -173,7 +170,9 @@ impl Session for TcpSession {
         }
         self.resubscribe = true;
         if let (Some(pipe), Some(gate)) = (&self.pipe, &self.gate) {
-            pipe.offer_gate(Some(gate.clone()));
+            // A subscriber's sends are transformed here (subscriptions become commands): it reads
+            // directly but does not write so.
+            pipe.offer_gate(Some(gate.clone()), !self.link.socket_type.is_subscriber());
         }
         true
     }
@@ -265,10 +264,7 @@ impl Session for TcpSession {
             _ => DisconnectReason::Refused,
         };
         let peer = self.peer.take();
-        if let Some(pipe) = &self.pipe {
-            pipe.offer_gate(None);
-        }
-        self.gate = None;
+        self.on_close();
         // A failed connect never had a stream: nothing to report but the retry that follows.
         if peer.is_some() || self.handshaken {
             self.link.monitor.emit(if self.handshaken {
@@ -290,7 +286,16 @@ impl Session for TcpSession {
     }
 
     fn outbound_idle(&mut self) -> bool {
-        self.gate.is_some() && self.pipe.as_ref().is_some_and(|p| !p.readable())
+        !self.link.socket_type.is_subscriber()
+            && self.gate.is_some()
+            && self.pipe.as_ref().is_some_and(|p| !p.readable())
+    }
+
+    fn on_close(&mut self) {
+        if let Some(pipe) = &self.pipe {
+            pipe.offer_gate(None, false);
+        }
+        self.gate = None;
     }
 
     fn keepalive(&self) -> Option<bool> {
