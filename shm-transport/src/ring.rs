@@ -1,0 +1,1215 @@
+//! One direction of a connection: a single-producer/single-consumer ring of messages.
+//!
+//! Layout of a ring at its offset in a [`Region`] (every part 64-byte aligned):
+//!
+//! | part | size | written by |
+//! |---|---|---|
+//! | control: header, `tail`, `head`, two futex words, `closed`, `ret_tail` (one cache line each) | 512 | both |
+//! | return ring: one `u64` per slab chunk (start and count of a slab run given back) | `chunks * 8` | consumer |
+//! | slots | `slots * 64` | producer |
+//! | slab | `chunks * chunk_size` | producer |
+//!
+//! A message is a run of records, one per frame, in consecutive slots; each record starts with 8 bytes
+//! (length `u32`, flags `u16`: MORE, SLAB, PAD; slot count `u16`). A frame of up to
+//! [`INLINE_MAX`] bytes is copied into the slots after its header; a larger one is copied once into a
+//! run of slab chunks and its record names the run, so the consumer's [`Bytes`] reads the slab in
+//! place and gives the run back (through the return ring) when the last clone is dropped. A record
+//! never wraps: a PAD record fills the end of the slots first.
+//!
+//! Publication: the producer writes a whole message, then stores `tail` (release), so a consumer never
+//! sees part of a message, and a producer that dies mid-write leaves nothing visible. The consumer
+//! stores `head` (release) in batches: when it has consumed a quarter of the ring, and before it waits.
+//!
+//! Waiting: a side with nothing to do spins for a bounded time, then sets its futex word, issues a
+//! SeqCst fence, looks again, and sleeps on the word. A side that publishes issues a SeqCst fence and
+//! wakes the other only if its word is set (Dekker: either the sleeper's second look sees the
+//! publication or the publisher sees the word), so an uncontended send makes no system call.
+//!
+//! Trust: the other side may be another process that is broken or hostile. Our own positions and the
+//! ring's dimensions are private copies; every index, length and slab run read from shared memory is
+//! checked before use, and anything out of bounds is [`Error::Corrupt`] for this ring only.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::region::Region;
+use crate::sync::{fence, wait, wake, Arc, AtomicU32, AtomicU64, Mutex, Ordering};
+use crate::Error;
+
+/// The largest frame copied into the slots; larger frames go through the slab.
+pub const INLINE_MAX: usize = 1016;
+/// Bytes per slot.
+const SLOT: usize = 64;
+/// Bytes of a record's header.
+const RECORD_HEADER: usize = 8;
+/// Bytes of the control block.
+const CONTROL: usize = 512;
+#[cfg_attr(loom, allow(dead_code, reason = "shared regions are not modelled"))]
+const MAGIC: u32 = 0x5A52_4E47;
+#[cfg_attr(loom, allow(dead_code, reason = "shared regions are not modelled"))]
+const VERSION: u32 = 1;
+
+const MORE: u16 = 1;
+const SLAB: u16 = 2;
+const PAD: u16 = 4;
+
+const PRODUCER_CLOSED: u32 = 1;
+const CONSUMER_CLOSED: u32 = 2;
+
+/// The dimensions of a ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Slots of 64 bytes (a power of two, 16 to 2^24). A message of small frames takes one slot per
+    /// 56 bytes of each frame, rounded up.
+    pub slots: u32,
+    /// Chunks of the slab (0 to 2^20; 0: frames above [`INLINE_MAX`] are refused).
+    pub chunks: u32,
+    /// Bytes per chunk (a power of two, 4 KiB to 64 MiB).
+    pub chunk_size: u32,
+}
+
+impl Default for Config {
+    /// 8192 slots (512 KiB) and a 16 MiB slab of 64 KiB chunks.
+    fn default() -> Config {
+        Config {
+            slots: 8192,
+            chunks: 256,
+            chunk_size: 64 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Checks the dimensions and returns the ring's size in bytes.
+    pub fn size(&self) -> Result<usize, Error> {
+        let ok = self.slots.is_power_of_two()
+            && (16..=1 << 24).contains(&self.slots)
+            && self.chunks <= 1 << 20
+            && self.chunk_size.is_power_of_two()
+            && (4096..=1 << 26).contains(&self.chunk_size);
+        if !ok {
+            return Err(Error::Config(*self));
+        }
+        let layout = self.layout();
+        Ok(layout.slab + self.chunks as usize * self.chunk_size as usize)
+    }
+
+    /// Offsets of the parts from the ring's start.
+    fn layout(&self) -> Layout {
+        let ret = CONTROL;
+        let slots = ret + (self.chunks as usize * 8).next_multiple_of(SLOT);
+        let slab = slots + self.slots as usize * SLOT;
+        Layout { ret, slots, slab }
+    }
+}
+
+struct Layout {
+    #[cfg_attr(loom, allow(dead_code, reason = "loom keeps the return ring apart"))]
+    ret: usize,
+    slots: usize,
+    slab: usize,
+}
+
+/// One value on its own cache line.
+#[repr(C, align(64))]
+struct Line<T>(T);
+
+/// The control block, at the ring's start. All-zero is a valid state of every field.
+#[repr(C)]
+struct Control {
+    /// Magic, version, slots, chunks, chunk size.
+    header: Line<[AtomicU32; 5]>,
+    /// Slots published by the producer (a running count).
+    tail: Line<AtomicU64>,
+    /// Slots released by the consumer (a running count).
+    head: Line<AtomicU64>,
+    /// Set by a consumer about to sleep.
+    reader_wait: Line<AtomicU32>,
+    /// Set by a producer about to sleep (ring or slab full).
+    writer_wait: Line<AtomicU32>,
+    /// PRODUCER_CLOSED | CONSUMER_CLOSED.
+    closed: Line<AtomicU32>,
+    /// Slab runs given back by the consumer (a running count).
+    ret_tail: Line<AtomicU64>,
+}
+
+#[cfg(not(loom))]
+const _: () = assert!(std::mem::size_of::<Control>() <= CONTROL);
+
+/// What both ends of one ring hold: the memory and where the parts are.
+struct Shared {
+    /// Keeps the memory the pointers point into alive.
+    _region: std::sync::Arc<Region>,
+    #[cfg(not(loom))]
+    ctl: std::ptr::NonNull<Control>,
+    #[cfg(not(loom))]
+    ret: std::ptr::NonNull<AtomicU64>,
+    #[cfg(loom)]
+    ctl: Box<Control>,
+    #[cfg(loom)]
+    ret: Box<[AtomicU64]>,
+    slots: *mut u8,
+    slab: *mut u8,
+    cfg: Config,
+}
+
+// SAFETY: the pointers point into `region`, which the struct keeps alive and which is Send + Sync;
+// every access through them follows the ring protocol (atomics, or bytes with one writer at a time).
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// Places a ring of `cfg` at `offset` in `region`, checking that it fits.
+    fn new(region: std::sync::Arc<Region>, offset: usize, cfg: Config) -> Result<Shared, Error> {
+        let size = cfg.size()?;
+        if offset % SLOT != 0 || region.at(offset, size).is_none() {
+            return Err(Error::Bounds { offset, size });
+        }
+        let layout = cfg.layout();
+        let at = |o: usize| {
+            region
+                .at(offset + o, 0)
+                .ok_or(Error::Bounds { offset, size })
+        };
+        let slots = at(layout.slots)?;
+        let slab = at(layout.slab)?;
+        #[cfg(not(loom))]
+        let (ctl, ret) = {
+            let ctl = std::ptr::NonNull::new(at(0)?.cast::<Control>())
+                .ok_or(Error::Bounds { offset, size })?;
+            let ret = std::ptr::NonNull::new(at(layout.ret)?.cast::<AtomicU64>())
+                .ok_or(Error::Bounds { offset, size })?;
+            (ctl, ret)
+        };
+        #[cfg(loom)]
+        let (ctl, ret) = {
+            let zero32 = || AtomicU32::new(0);
+            let ctl = Box::new(Control {
+                header: Line([zero32(), zero32(), zero32(), zero32(), zero32()]),
+                tail: Line(AtomicU64::new(0)),
+                head: Line(AtomicU64::new(0)),
+                reader_wait: Line(zero32()),
+                writer_wait: Line(zero32()),
+                closed: Line(zero32()),
+                ret_tail: Line(AtomicU64::new(0)),
+            });
+            let ret: Box<[AtomicU64]> = (0..cfg.chunks).map(|_| AtomicU64::new(0)).collect();
+            (ctl, ret)
+        };
+        Ok(Shared {
+            _region: region,
+            ctl,
+            ret,
+            slots,
+            slab,
+            cfg,
+        })
+    }
+
+    fn ctl(&self) -> &Control {
+        #[cfg(not(loom))]
+        // SAFETY: `ctl` points to CONTROL bytes inside the region (checked in `new`), 64-byte aligned
+        // (the region is page-aligned and the offset a multiple of 64); all-zero bytes are a valid
+        // `Control` (atomics only), and the region outlives `self`.
+        return unsafe { self.ctl.as_ref() };
+        #[cfg(loom)]
+        return &self.ctl;
+    }
+
+    /// Entry `i` of the return ring (`i < chunks`).
+    fn ret(&self, i: usize) -> &AtomicU64 {
+        #[cfg(not(loom))]
+        // SAFETY: the return ring has `chunks` entries of 8 bytes inside the region (checked in
+        // `new`), 8-byte aligned; callers pass `i < chunks`.
+        return unsafe { &*self.ret.as_ptr().add(i) };
+        #[cfg(loom)]
+        return &self.ret[i];
+    }
+
+    fn cap(&self) -> u64 {
+        u64::from(self.cfg.slots)
+    }
+
+    fn slot(&self, pos: u64) -> *mut u8 {
+        let idx = (pos % self.cap()) as usize;
+        // SAFETY: `idx < slots`, so the slot lies inside the slots part of the region.
+        unsafe { self.slots.add(idx * SLOT) }
+    }
+
+    fn chunk(&self, start: u32) -> *mut u8 {
+        // SAFETY: callers pass `start < chunks` (checked), so the chunk lies inside the slab.
+        unsafe { self.slab.add(start as usize * self.cfg.chunk_size as usize) }
+    }
+
+    fn set_closed(&self, bit: u32) {
+        let c = self.ctl();
+        c.closed.0.fetch_or(bit, Ordering::SeqCst);
+        c.reader_wait.0.store(0, Ordering::SeqCst);
+        c.writer_wait.0.store(0, Ordering::SeqCst);
+        wake(&c.reader_wait.0);
+        wake(&c.writer_wait.0);
+    }
+
+    fn closed(&self) -> u32 {
+        self.ctl().closed.0.load(Ordering::SeqCst)
+    }
+
+    /// After a publication: wakes the other side if it sleeps (or is about to) on `word`.
+    fn wake_if_waiting(word: &AtomicU32) {
+        // SYNC POINT: pairs with the fence in `sleep`: either the sleeper's second look sees what
+        // we published, or we see its word.
+        fence(Ordering::SeqCst);
+        if word.load(Ordering::Relaxed) != 0 && word.swap(0, Ordering::SeqCst) != 0 {
+            wake(word);
+        }
+    }
+}
+
+/// Sleeps on `word` unless `ready` says there is something to do once the word is set; at most
+/// until `deadline`.
+fn sleep(word: &AtomicU32, deadline: Option<Instant>, ready: impl FnOnce() -> bool) {
+    word.store(1, Ordering::Relaxed);
+    // SYNC POINT: pairs with the fence in `Shared::wake_if_waiting`.
+    fence(Ordering::SeqCst);
+    if ready() {
+        word.store(0, Ordering::Relaxed);
+        return;
+    }
+    let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    if timeout != Some(Duration::ZERO) {
+        wait(word, 1, timeout);
+    }
+    word.store(0, Ordering::Relaxed);
+}
+
+/// How a blocking call waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wait {
+    /// Spin this long before sleeping on the futex.
+    pub spin: Duration,
+    /// Never sleep: spin until there is something (for dedicated cores).
+    pub busy: bool,
+}
+
+impl Default for Wait {
+    /// A few microseconds of spinning, then the futex.
+    fn default() -> Wait {
+        Wait {
+            spin: Duration::from_micros(5),
+            busy: false,
+        }
+    }
+}
+
+impl Wait {
+    /// Waits until `ready()` or `deadline`, spinning then sleeping on `word`. Returns `ready()`.
+    fn until(
+        &self,
+        word: &AtomicU32,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut() -> bool,
+    ) -> bool {
+        let start = Instant::now();
+        loop {
+            if ready() {
+                return true;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return false;
+            }
+            if self.busy || now.duration_since(start) < self.spin {
+                std::hint::spin_loop();
+                #[cfg(loom)]
+                loom::thread::yield_now();
+                continue;
+            }
+            sleep(word, deadline, &mut ready);
+        }
+    }
+}
+
+/// Writes a ring's header (magic, version, dimensions) at `offset` in `region`: the creator's side
+/// does this once, before either end attaches.
+#[cfg(not(loom))]
+pub fn init(region: &std::sync::Arc<Region>, offset: usize, cfg: Config) -> Result<(), Error> {
+    let shared = Shared::new(region.clone(), offset, cfg)?;
+    let h = &shared.ctl().header.0;
+    for (word, v) in h
+        .iter()
+        .zip([MAGIC, VERSION, cfg.slots, cfg.chunks, cfg.chunk_size])
+    {
+        word.store(v, Ordering::Relaxed);
+    }
+    fence(Ordering::SeqCst);
+    Ok(())
+}
+
+/// Both ends of a new ring in this process's heap.
+pub fn channel(cfg: Config) -> Result<(Producer, Consumer), Error> {
+    let region = std::sync::Arc::new(Region::heap(cfg.size()?));
+    let shared = Arc::new(Shared::new(region, 0, cfg)?);
+    Ok((Producer::new(shared.clone()), Consumer::new(shared)))
+}
+
+/// Checks that the ring at `offset` was set up by [`init`] with `cfg` (agreed out of band) and that
+/// it fits in `region`.
+#[cfg(not(loom))]
+fn attach(region: &std::sync::Arc<Region>, offset: usize, cfg: Config) -> Result<Shared, Error> {
+    let shared = Shared::new(region.clone(), offset, cfg)?;
+    let h = &shared.ctl().header.0;
+    let seen: Vec<u32> = h.iter().map(|w| w.load(Ordering::Acquire)).collect();
+    if seen != [MAGIC, VERSION, cfg.slots, cfg.chunks, cfg.chunk_size] {
+        return Err(Error::Corrupt("ring header does not match".into()));
+    }
+    Ok(shared)
+}
+
+/// The writing end of a ring. Single producer: one thread at a time.
+pub struct Producer {
+    shared: Arc<Shared>,
+    /// Where the next record goes (a running slot count); published as `tail`.
+    tail: u64,
+    /// The consumer's `head` as last read and checked.
+    head: u64,
+    /// Return-ring entries already taken back.
+    ret_head: u64,
+    slab: SlabAlloc,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("tail", &self.tail)
+            .field("head", &self.head)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How one frame is carried.
+enum Carry {
+    Inline,
+    Slab { count: u32 },
+}
+
+impl Producer {
+    fn new(shared: Arc<Shared>) -> Producer {
+        let chunks = shared.cfg.chunks as usize;
+        Producer {
+            shared,
+            tail: 0,
+            head: 0,
+            ret_head: 0,
+            slab: SlabAlloc::new(chunks),
+        }
+    }
+
+    /// The writing end of the ring at `offset` in a shared `region` (see [`init`]).
+    #[cfg(not(loom))]
+    pub fn attach(
+        region: &std::sync::Arc<Region>,
+        offset: usize,
+        cfg: Config,
+    ) -> Result<Producer, Error> {
+        Ok(Producer::new(Arc::new(attach(region, offset, cfg)?)))
+    }
+
+    /// Sends one message (its frames, MORE on all but the last) if there is room now.
+    /// [`Error::Full`] when there is not: nothing was written.
+    pub fn try_send(&mut self, frames: &[&[u8]]) -> Result<(), Error> {
+        if frames.is_empty() {
+            return Ok(());
+        }
+        if self.shared.closed() & CONSUMER_CLOSED != 0 {
+            return Err(Error::Closed);
+        }
+        self.take_returns()?;
+        let cfg = self.shared.cfg;
+        let cap = self.shared.cap();
+        // Plan: how each frame goes, and where the message ends (pads included).
+        let mut carry = Vec::with_capacity(frames.len());
+        let mut end = self.tail;
+        for f in frames {
+            let (c, n) = if f.len() <= INLINE_MAX {
+                (
+                    Carry::Inline,
+                    (RECORD_HEADER + f.len()).div_ceil(SLOT) as u64,
+                )
+            } else {
+                let count = f.len().div_ceil(cfg.chunk_size as usize);
+                match u32::try_from(count) {
+                    Ok(count) if count <= cfg.chunks && u32::try_from(f.len()).is_ok() => {
+                        (Carry::Slab { count }, 1)
+                    }
+                    _ => return Err(Error::TooLarge(f.len())),
+                }
+            };
+            let idx = end % cap;
+            if idx + n > cap {
+                end += cap - idx;
+            }
+            end += n;
+            carry.push(c);
+        }
+        if end - self.tail > cap {
+            return Err(Error::TooLarge(frames.iter().map(|f| f.len()).sum()));
+        }
+        // Always look at `head` before refusing, so that a waiting `send` knows what it has seen.
+        if end - self.head > cap {
+            self.read_head()?;
+            if end - self.head > cap {
+                return Err(Error::Full);
+            }
+        }
+        // Slab runs, all or none.
+        let mut runs = Vec::new();
+        for c in &carry {
+            if let Carry::Slab { count } = *c {
+                match self.slab.alloc(count) {
+                    Some(start) => runs.push(start),
+                    None => {
+                        for (start, c) in runs.iter().zip(carry.iter().filter_map(|c| match c {
+                            Carry::Slab { count } => Some(*count),
+                            Carry::Inline => None,
+                        })) {
+                            self.slab.free(*start, c);
+                        }
+                        return Err(Error::Full);
+                    }
+                }
+            }
+        }
+        let mut runs = runs.into_iter();
+        let mut pos = self.tail;
+        let last = frames.len() - 1;
+        for (i, (f, c)) in frames.iter().zip(&carry).enumerate() {
+            let more = if i < last { MORE } else { 0 };
+            match *c {
+                Carry::Inline => {
+                    let n = (RECORD_HEADER + f.len()).div_ceil(SLOT) as u64;
+                    pos = self.pad(pos, n);
+                    self.write_record(pos, f.len() as u32, more, n as u16, f);
+                    pos += n;
+                }
+                Carry::Slab { count } => {
+                    pos = self.pad(pos, 1);
+                    let start = runs.next().unwrap_or_default();
+                    // SAFETY: the run `start..start + count` was just allocated (it is inside the slab
+                    // and the consumer holds none of it); `f` fits in it (count chunks).
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            f.as_ptr(),
+                            self.shared.chunk(start),
+                            f.len(),
+                        );
+                    }
+                    let mut body = [0u8; 8];
+                    body[..4].copy_from_slice(&start.to_le_bytes());
+                    body[4..].copy_from_slice(&count.to_le_bytes());
+                    self.write_record(pos, f.len() as u32, more | SLAB, 1, &body);
+                    pos += 1;
+                }
+            }
+        }
+        self.tail = pos;
+        let c = self.shared.ctl();
+        c.tail.0.store(pos, Ordering::Release);
+        Shared::wake_if_waiting(&c.reader_wait.0);
+        Ok(())
+    }
+
+    /// Sends one message, waiting as `how` says while the ring (or the slab) is full, at most until
+    /// `deadline`. [`Error::Full`] if the deadline passed.
+    pub fn send(
+        &mut self,
+        frames: &[&[u8]],
+        how: Wait,
+        deadline: Option<Instant>,
+    ) -> Result<(), Error> {
+        loop {
+            match self.try_send(frames) {
+                Err(Error::Full) => {}
+                other => return other,
+            }
+            let shared = self.shared.clone();
+            // The refused attempt saw this much space given back; try again once more is.
+            let (head, returned) = (self.head, self.ret_head);
+            let room = how.until(&shared.ctl().writer_wait.0, deadline, || {
+                let c = shared.ctl();
+                c.head.0.load(Ordering::Acquire) != head
+                    || c.ret_tail.0.load(Ordering::Acquire) != returned
+                    || shared.closed() & CONSUMER_CLOSED != 0
+            });
+            if !room {
+                return Err(Error::Full);
+            }
+        }
+    }
+
+    /// Fills the slots from `pos` to the end of the ring with a PAD record if a record of `n` slots
+    /// would not fit before it; returns where the record goes.
+    fn pad(&self, pos: u64, n: u64) -> u64 {
+        let cap = self.shared.cap();
+        let idx = pos % cap;
+        if idx + n <= cap {
+            return pos;
+        }
+        self.write_record(pos, 0, PAD, (cap - idx) as u16, &[]);
+        pos + (cap - idx)
+    }
+
+    fn write_record(&self, pos: u64, len: u32, flags: u16, n: u16, body: &[u8]) {
+        let mut header = [0u8; RECORD_HEADER];
+        header[..4].copy_from_slice(&len.to_le_bytes());
+        header[4..6].copy_from_slice(&flags.to_le_bytes());
+        header[6..].copy_from_slice(&n.to_le_bytes());
+        let at = self.shared.slot(pos);
+        // SAFETY: the record's `n` slots from `pos` are inside the slots part (the caller placed it
+        // so that it does not wrap) and free (before `head + cap`); `body` fits in them
+        // (RECORD_HEADER + len <= n * SLOT by construction).
+        unsafe {
+            std::ptr::copy_nonoverlapping(header.as_ptr(), at, RECORD_HEADER);
+            std::ptr::copy_nonoverlapping(body.as_ptr(), at.add(RECORD_HEADER), body.len());
+        }
+    }
+
+    /// Reads and checks the consumer's `head`.
+    fn read_head(&mut self) -> Result<(), Error> {
+        let head = self.shared.ctl().head.0.load(Ordering::Acquire);
+        if head < self.head || head > self.tail {
+            return Err(Error::Corrupt(format!(
+                "head {head} outside {}..={}",
+                self.head, self.tail
+            )));
+        }
+        self.head = head;
+        Ok(())
+    }
+
+    /// Takes back the slab runs the consumer has given back, checking each.
+    fn take_returns(&mut self) -> Result<(), Error> {
+        let chunks = u64::from(self.shared.cfg.chunks);
+        if chunks == 0 {
+            return Ok(());
+        }
+        let tail = self.shared.ctl().ret_tail.0.load(Ordering::Acquire);
+        if tail < self.ret_head || tail - self.ret_head > chunks {
+            return Err(Error::Corrupt("return ring index out of bounds".into()));
+        }
+        while self.ret_head < tail {
+            let v = self
+                .shared
+                .ret((self.ret_head % chunks) as usize)
+                .load(Ordering::Relaxed);
+            let (start, count) = ((v >> 32) as u32, v as u32);
+            if !self.slab.free(start, count) {
+                return Err(Error::Corrupt(format!(
+                    "slab run {start}+{count} given back but not lent"
+                )));
+            }
+            self.ret_head += 1;
+        }
+        Ok(())
+    }
+
+    /// Says the producer is done: the consumer gets [`Error::Closed`] once it has read everything.
+    pub fn close(&self) {
+        self.shared.set_closed(PRODUCER_CLOSED);
+    }
+
+    /// Whether the consumer has closed its end.
+    pub fn peer_closed(&self) -> bool {
+        self.shared.closed() & CONSUMER_CLOSED != 0
+    }
+
+    /// A handle that closes the ring from anywhere (for example when the other process is seen to
+    /// die), waking both ends.
+    pub fn closer(&self) -> Closer {
+        Closer {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Closes a ring from outside its ends (see [`Producer::closer`], [`Consumer::closer`]).
+#[derive(Clone)]
+pub struct Closer {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Closer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Closer").finish_non_exhaustive()
+    }
+}
+
+impl Closer {
+    /// Marks both ends closed and wakes whoever waits.
+    pub fn close(&self) {
+        self.shared.set_closed(PRODUCER_CLOSED | CONSUMER_CLOSED);
+    }
+}
+
+/// The reading end of a ring. Single consumer: one thread at a time; the messages it returns may go
+/// anywhere.
+pub struct Consumer {
+    shared: Arc<Shared>,
+    /// The next record to read (a running slot count).
+    head: u64,
+    /// The last `head` published.
+    published: u64,
+    /// The producer's `tail` as last read and checked.
+    tail: u64,
+    returns: Arc<Returns>,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("head", &self.head)
+            .field("tail", &self.tail)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    fn new(shared: Arc<Shared>) -> Consumer {
+        let returns = Arc::new(Returns {
+            shared: shared.clone(),
+            tail: Mutex::new(0),
+        });
+        Consumer {
+            shared,
+            head: 0,
+            published: 0,
+            tail: 0,
+            returns,
+        }
+    }
+
+    /// The reading end of the ring at `offset` in a shared `region` (see [`init`]).
+    #[cfg(not(loom))]
+    pub fn attach(
+        region: &std::sync::Arc<Region>,
+        offset: usize,
+        cfg: Config,
+    ) -> Result<Consumer, Error> {
+        Ok(Consumer::new(Arc::new(attach(region, offset, cfg)?)))
+    }
+
+    /// The next message (its frames), if one is there. [`Error::Closed`] once the producer has
+    /// closed and everything has been read; [`Error::Corrupt`] if the ring breaks its rules.
+    pub fn try_recv(&mut self) -> Result<Option<Vec<Bytes>>, Error> {
+        if self.head == self.tail && !self.read_tail()? {
+            self.publish();
+            if self.shared.closed() & PRODUCER_CLOSED != 0 && !self.read_tail()? {
+                return Err(Error::Closed);
+            }
+            return Ok(None);
+        }
+        let cfg = self.shared.cfg;
+        let cap = self.shared.cap();
+        let mut pos = self.head;
+        let mut frames = Vec::new();
+        loop {
+            if pos >= self.tail {
+                return Err(Error::Corrupt(
+                    "message ends past the published tail".into(),
+                ));
+            }
+            let at = self.shared.slot(pos);
+            // SAFETY: `at` is a slot inside the slots part; 8 bytes fit in a slot. The bytes may be
+            // changed by a hostile peer at any time: they are copied once and then checked.
+            let header: [u8; RECORD_HEADER] = unsafe { std::ptr::read_volatile(at.cast()) };
+            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            let flags = u16::from_le_bytes([header[4], header[5]]);
+            let n = u64::from(u16::from_le_bytes([header[6], header[7]]));
+            let idx = pos % cap;
+            if n == 0 || idx + n > cap || pos + n > self.tail {
+                return Err(Error::Corrupt(format!("record of {n} slots at {pos}")));
+            }
+            pos += n;
+            if flags & PAD != 0 {
+                if idx + n != cap {
+                    return Err(Error::Corrupt("padding short of the ring's end".into()));
+                }
+                continue;
+            }
+            let frame = if flags & SLAB != 0 {
+                // SAFETY: the 8 body bytes follow the header inside the same slot.
+                let body: [u8; 8] =
+                    unsafe { std::ptr::read_volatile(at.add(RECORD_HEADER).cast()) };
+                let start = u32::from_le_bytes([body[0], body[1], body[2], body[3]]);
+                let count = u32::from_le_bytes([body[4], body[5], body[6], body[7]]);
+                let room = count as usize * cfg.chunk_size as usize;
+                let fits = count >= 1
+                    && start.checked_add(count).is_some_and(|e| e <= cfg.chunks)
+                    && len > INLINE_MAX
+                    && len <= room;
+                if n != 1 || !fits {
+                    return Err(Error::Corrupt(format!(
+                        "slab run {start}+{count} for {len} bytes"
+                    )));
+                }
+                Bytes::from_owner(SlabBytes {
+                    returns: self.returns.clone(),
+                    ptr: self.shared.chunk(start),
+                    len,
+                    start,
+                    count,
+                })
+            } else {
+                if len > INLINE_MAX || RECORD_HEADER + len > n as usize * SLOT {
+                    return Err(Error::Corrupt(format!("inline frame of {len} bytes")));
+                }
+                let mut v = vec![0u8; len];
+                // SAFETY: the `len` bytes after the header lie within the record's `n` slots (checked
+                // above), which do not wrap; `v` has room for them.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(at.add(RECORD_HEADER), v.as_mut_ptr(), len);
+                }
+                Bytes::from(v)
+            };
+            frames.push(frame);
+            if flags & MORE == 0 {
+                break;
+            }
+        }
+        self.head = pos;
+        if self.head - self.published >= cap / 4 {
+            self.publish();
+        }
+        Ok(Some(frames))
+    }
+
+    /// Waits for the next message as `how` says, at most until `deadline` (`Ok(None)` then).
+    pub fn recv(
+        &mut self,
+        how: Wait,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Vec<Bytes>>, Error> {
+        loop {
+            if let Some(m) = self.try_recv()? {
+                return Ok(Some(m));
+            }
+            let shared = self.shared.clone();
+            let tail = &shared.ctl().tail.0;
+            let head = self.head;
+            let ready = how.until(&shared.ctl().reader_wait.0, deadline, || {
+                tail.load(Ordering::Acquire) != head || shared.closed() != 0
+            });
+            if !ready {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Whether a message may be there (a cheap look, for pollers).
+    pub fn readable(&self) -> bool {
+        self.head != self.tail
+            || self.shared.ctl().tail.0.load(Ordering::Acquire) != self.head
+            || self.shared.closed() & PRODUCER_CLOSED != 0
+    }
+
+    /// Reads and checks the producer's `tail`; says whether there is something past `head`.
+    fn read_tail(&mut self) -> Result<bool, Error> {
+        let tail = self.shared.ctl().tail.0.load(Ordering::Acquire);
+        if tail < self.tail || tail - self.head > self.shared.cap() {
+            return Err(Error::Corrupt(format!(
+                "tail {tail} outside {}..={}",
+                self.tail,
+                self.head + self.shared.cap()
+            )));
+        }
+        self.tail = tail;
+        Ok(tail != self.head)
+    }
+
+    /// Publishes `head`, waking a producer that waits for room.
+    fn publish(&mut self) {
+        if self.published == self.head {
+            return;
+        }
+        self.published = self.head;
+        let c = self.shared.ctl();
+        c.head.0.store(self.head, Ordering::Release);
+        Shared::wake_if_waiting(&c.writer_wait.0);
+    }
+
+    /// A handle that closes the ring from anywhere, waking both ends.
+    pub fn closer(&self) -> Closer {
+        Closer {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.shared.set_closed(CONSUMER_CLOSED);
+    }
+}
+
+/// The consumer's side of the return ring; slab messages, wherever they are dropped, give their run
+/// back through it.
+struct Returns {
+    shared: Arc<Shared>,
+    /// Entries written (a running count), under the lock: messages drop on any thread.
+    tail: Mutex<u64>,
+}
+
+impl Returns {
+    fn give_back(&self, start: u32, count: u32) {
+        let chunks = u64::from(self.shared.cfg.chunks);
+        {
+            let mut tail = self
+                .tail
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Never more entries outstanding than runs lent, so never more than `chunks`.
+            let v = (u64::from(start) << 32) | u64::from(count);
+            self.shared
+                .ret((*tail % chunks) as usize)
+                .store(v, Ordering::Relaxed);
+            *tail += 1;
+            self.shared.ctl().ret_tail.0.store(*tail, Ordering::Release);
+        }
+        Shared::wake_if_waiting(&self.shared.ctl().writer_wait.0);
+    }
+}
+
+/// A frame read in place from the slab; gives its run back when dropped.
+struct SlabBytes {
+    returns: Arc<Returns>,
+    ptr: *mut u8,
+    len: usize,
+    start: u32,
+    count: u32,
+}
+
+// SAFETY: the pointer is into the region, which `returns` keeps alive; the bytes are only read.
+unsafe impl Send for SlabBytes {}
+// SAFETY: as above.
+unsafe impl Sync for SlabBytes {}
+
+impl AsRef<[u8]> for SlabBytes {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `ptr..ptr + len` lies inside the slab run (checked when read), which the producer
+        // does not reuse until we give it back (in Drop). A hostile producer could still write into
+        // it: what we see then are bytes it chose, never memory outside the region.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl Drop for SlabBytes {
+    fn drop(&mut self) {
+        self.returns.give_back(self.start, self.count);
+    }
+}
+
+/// The producer's private record of which slab chunks are lent.
+struct SlabAlloc {
+    used: Vec<bool>,
+    /// The chunk count of the run starting at each chunk (0: no run starts there).
+    runs: Vec<u32>,
+    /// Where the next search starts (next fit).
+    cursor: usize,
+}
+
+impl SlabAlloc {
+    fn new(chunks: usize) -> SlabAlloc {
+        SlabAlloc {
+            used: vec![false; chunks],
+            runs: vec![0; chunks],
+            cursor: 0,
+        }
+    }
+
+    /// A run of `count` free chunks, marked lent.
+    fn alloc(&mut self, count: u32) -> Option<u32> {
+        let count = count as usize;
+        let n = self.used.len();
+        if count == 0 || count > n {
+            return None;
+        }
+        let mut start = if self.cursor + count <= n {
+            self.cursor
+        } else {
+            0
+        };
+        let mut scanned = 0;
+        while scanned <= n {
+            if start + count > n {
+                scanned += n - start;
+                start = 0;
+                continue;
+            }
+            match self.used[start..start + count].iter().rposition(|&u| u) {
+                None => {
+                    self.used[start..start + count].fill(true);
+                    self.runs[start] = count as u32;
+                    self.cursor = start + count;
+                    return u32::try_from(start).ok();
+                }
+                Some(busy) => {
+                    scanned += busy + 1;
+                    start += busy + 1;
+                }
+            }
+        }
+        None
+    }
+
+    /// Takes back a run; false if no such run was lent.
+    fn free(&mut self, start: u32, count: u32) -> bool {
+        let start = start as usize;
+        if count == 0 || self.runs.get(start) != Some(&count) {
+            return false;
+        }
+        self.runs[start] = 0;
+        self.used[start..start + count as usize].fill(false);
+        true
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn small() -> Config {
+        Config {
+            slots: 16,
+            chunks: 4,
+            chunk_size: 4096,
+        }
+    }
+
+    #[test]
+    fn slab_runs_are_lent_once_and_taken_back_once() {
+        let mut a = SlabAlloc::new(8);
+        let x = a.alloc(3).unwrap();
+        let y = a.alloc(5).unwrap();
+        assert_ne!(x, y);
+        assert_eq!(a.alloc(1), None);
+        assert!(a.free(x, 3));
+        assert!(!a.free(x, 3), "a run is taken back once");
+        assert!(!a.free(y, 2), "with the count it was lent with");
+        assert_eq!(a.alloc(3), Some(x));
+        assert_eq!(a.alloc(9), None);
+    }
+
+    #[test]
+    fn frames_small_and_large_keep_their_boundaries() {
+        let (mut p, mut c) = channel(small()).unwrap();
+        let big = vec![7u8; 9000];
+        p.try_send(&[b"a", b"", &big, b"z"]).unwrap();
+        let m = c.try_recv().unwrap().unwrap();
+        assert_eq!(m.len(), 4);
+        assert_eq!(&m[0][..], b"a");
+        assert!(m[1].is_empty());
+        assert_eq!(&m[2][..], &big[..]);
+        assert_eq!(&m[3][..], b"z");
+        assert!(c.try_recv().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_full_ring_refuses_then_takes_again_once_read() {
+        let (mut p, mut c) = channel(small()).unwrap();
+        let mut sent = 0u32;
+        while p.try_send(&[&sent.to_le_bytes()]).is_ok() {
+            sent += 1;
+        }
+        assert_eq!(sent, 16, "one slot per small message");
+        assert!(matches!(p.try_send(&[b"x"]), Err(Error::Full)));
+        for i in 0..sent {
+            assert_eq!(&c.try_recv().unwrap().unwrap()[0][..], &i.to_le_bytes());
+        }
+        // Reading everything published `head` (the ring looked empty).
+        assert!(c.try_recv().unwrap().is_none());
+        p.try_send(&[b"again"]).unwrap();
+        assert_eq!(&c.try_recv().unwrap().unwrap()[0][..], b"again");
+    }
+
+    #[test]
+    fn slab_space_comes_back_when_the_message_is_dropped() {
+        let (mut p, mut c) = channel(small()).unwrap();
+        let big = vec![1u8; 4 * 4096];
+        p.try_send(&[&big]).unwrap();
+        assert!(matches!(p.try_send(&[&big]), Err(Error::Full)), "slab full");
+        let m = c.try_recv().unwrap().unwrap();
+        assert!(
+            matches!(p.try_send(&[&big]), Err(Error::Full)),
+            "still held"
+        );
+        let alias = m[0].clone();
+        drop(m);
+        assert!(
+            matches!(p.try_send(&[&big]), Err(Error::Full)),
+            "a clone holds it"
+        );
+        assert_eq!(alias.len(), big.len());
+        drop(alias);
+        p.try_send(&[&big]).unwrap();
+    }
+
+    #[test]
+    fn too_large_and_closed_are_errors() {
+        let (mut p, c) = channel(small()).unwrap();
+        assert!(matches!(
+            p.try_send(&[&vec![0u8; 5 * 4096]]),
+            Err(Error::TooLarge(_))
+        ));
+        drop(c);
+        assert!(matches!(p.try_send(&[b"x"]), Err(Error::Closed)));
+    }
+
+    #[test]
+    fn the_consumer_sees_closed_after_the_last_message() {
+        let (mut p, mut c) = channel(small()).unwrap();
+        p.try_send(&[b"last"]).unwrap();
+        drop(p);
+        assert_eq!(&c.try_recv().unwrap().unwrap()[0][..], b"last");
+        assert!(matches!(c.try_recv(), Err(Error::Closed)));
+    }
+
+    #[test]
+    fn blocking_ends_wake_each_other() {
+        let (mut p, mut c) = channel(small()).unwrap();
+        let how = Wait {
+            spin: Duration::ZERO,
+            busy: false,
+        };
+        let deadline = Some(Instant::now() + Duration::from_secs(60));
+        // Miri runs this a thousand times slower.
+        let n = if cfg!(miri) { 300 } else { 10_000u32 };
+        let writer = std::thread::spawn(move || {
+            for i in 0..n {
+                p.send(&[&i.to_le_bytes()], how, deadline).unwrap();
+            }
+        });
+        for i in 0..n {
+            let m = c.recv(how, deadline).unwrap().unwrap();
+            assert_eq!(&m[0][..], &i.to_le_bytes());
+        }
+        writer.join().unwrap();
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    fn cfg() -> Config {
+        Config {
+            slots: 64,
+            chunks: 8,
+            chunk_size: 4096,
+        }
+    }
+
+    /// A message: frames of sizes that cross the inline limit and chunk boundaries.
+    fn message() -> impl Strategy<Value = Vec<Vec<u8>>> {
+        let frame = prop_oneof![
+            4 => 0usize..200,
+            2 => 900usize..1100,
+            1 => 4000usize..9000,
+        ]
+        .prop_flat_map(|n| proptest::collection::vec(any::<u8>(), n));
+        proptest::collection::vec(frame, 1..4)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever the interleaving of sends and receives, every message accepted arrives once, in
+        /// order, frames intact; a refusal (Full) never loses or reorders anything.
+        #[test]
+        fn accepted_messages_arrive_once_in_order(
+            ops in proptest::collection::vec((message(), any::<bool>(), 0usize..3), 1..60)
+        ) {
+            let (mut p, mut c) = channel(cfg()).unwrap();
+            let mut expected: VecDeque<Vec<Vec<u8>>> = VecDeque::new();
+            let mut held = Vec::new();
+            for (msg, keep, reads) in ops {
+                let frames: Vec<&[u8]> = msg.iter().map(Vec::as_slice).collect();
+                match p.try_send(&frames) {
+                    Ok(()) => expected.push_back(msg),
+                    Err(Error::Full) | Err(Error::TooLarge(_)) => {}
+                    Err(e) => prop_assert!(false, "{e}"),
+                }
+                for _ in 0..reads {
+                    match c.try_recv().unwrap() {
+                        Some(got) => {
+                            let want = expected.pop_front().unwrap();
+                            let got_v: Vec<Vec<u8>> = got.iter().map(|b| b.to_vec()).collect();
+                            prop_assert_eq!(&got_v, &want);
+                            if keep && held.len() < 3 {
+                                held.push(got);
+                            }
+                        }
+                        None => prop_assert!(expected.is_empty()),
+                    }
+                }
+            }
+            drop(held);
+            while let Some(got) = c.try_recv().unwrap() {
+                let want = expected.pop_front().unwrap();
+                let got_v: Vec<Vec<u8>> = got.iter().map(|b| b.to_vec()).collect();
+                prop_assert_eq!(got_v, want);
+            }
+            prop_assert!(expected.is_empty());
+        }
+
+        /// A peer that scribbles over the slots and the indices gets a `Corrupt` error or messages
+        /// read within bounds: never a panic, never a read outside the region.
+        #[test]
+        fn garbage_in_shared_memory_is_an_error_not_a_crash(
+            garbage in proptest::collection::vec(any::<u8>(), 0..(64 * 64)),
+            tail in any::<u64>(),
+            head in any::<u64>(),
+            returns in any::<u64>(),
+            ret_entry in any::<u64>(),
+        ) {
+            let (mut p, mut c) = channel(cfg()).unwrap();
+            p.try_send(&[b"before", &[3u8; 5000]]).unwrap();
+            let shared = c.shared.clone();
+            // SAFETY: writes into the slots part (64 slots of 64 bytes) of the test's own region,
+            // standing for a hostile process; no reference to those bytes is alive.
+            unsafe {
+                std::ptr::copy_nonoverlapping(garbage.as_ptr(), shared.slots, garbage.len());
+            }
+            let ctl = shared.ctl();
+            ctl.tail.0.store(tail % 512, Ordering::Release);
+            for _ in 0..4 {
+                match c.try_recv() {
+                    Ok(Some(frames)) => {
+                        for f in &frames {
+                            prop_assert!(f.len() <= 8 * 4096);
+                        }
+                    }
+                    Ok(None) | Err(Error::Corrupt(_)) | Err(Error::Closed) => {}
+                    Err(e) => prop_assert!(false, "{e}"),
+                }
+            }
+            ctl.head.0.store(head, Ordering::Release);
+            ctl.ret_tail.0.store(returns % 16, Ordering::Release);
+            shared.ret(0).store(ret_entry, Ordering::Release);
+            for _ in 0..4 {
+                match p.try_send(&[b"after", &[4u8; 5000]]) {
+                    Ok(()) | Err(Error::Full) | Err(Error::Corrupt(_)) => {}
+                    Err(e) => prop_assert!(false, "{e}"),
+                }
+            }
+        }
+    }
+}
