@@ -425,6 +425,9 @@ impl Producer {
         if self.shared.closed() & CONSUMER_CLOSED != 0 {
             return Err(Error::Closed);
         }
+        if frames.iter().all(|f| f.len() <= INLINE_MAX) {
+            return self.send_inline(frames);
+        }
         self.take_returns()?;
         let cfg = self.shared.cfg;
         let cap = self.shared.cap();
@@ -513,11 +516,53 @@ impl Producer {
                 }
             }
         }
+        self.publish(pos);
+        Ok(())
+    }
+
+    /// [`Producer::try_send`] for a message whose frames all go inline (no slab, no planning vectors).
+    fn send_inline(&mut self, frames: &[&[u8]]) -> Result<(), Error> {
+        let cap = self.shared.cap();
+        let slots = |f: &[u8]| (RECORD_HEADER + f.len()).div_ceil(SLOT) as u64;
+        let mut end = self.tail;
+        for f in frames {
+            let n = slots(f);
+            let idx = end % cap;
+            if idx + n > cap {
+                end += cap - idx;
+            }
+            end += n;
+        }
+        if end - self.tail > cap {
+            return Err(Error::TooLarge(frames.iter().map(|f| f.len()).sum()));
+        }
+        if end - self.head > cap {
+            self.read_head()?;
+            if end - self.head > cap {
+                // Returns may be all a waiting `send` is woken by: take them, as the slab path does.
+                self.take_returns()?;
+                return Err(Error::Full);
+            }
+        }
+        let mut pos = self.tail;
+        let last = frames.len() - 1;
+        for (i, f) in frames.iter().enumerate() {
+            let n = slots(f);
+            pos = self.pad(pos, n);
+            let more = if i < last { MORE } else { 0 };
+            self.write_record(pos, f.len() as u32, more, n as u16, f);
+            pos += n;
+        }
+        self.publish(pos);
+        Ok(())
+    }
+
+    /// Publishes `tail` and wakes a consumer that sleeps.
+    fn publish(&mut self, pos: u64) {
         self.tail = pos;
         let c = self.shared.ctl();
         c.tail.0.store(pos, Ordering::Release);
         Shared::wake_if_waiting(&c.reader_wait.0);
-        Ok(())
     }
 
     /// Sends one message, waiting as `how` says while the ring (or the slab) is full, at most until
@@ -718,7 +763,7 @@ impl Consumer {
         let cfg = self.shared.cfg;
         let cap = self.shared.cap();
         let mut pos = self.head;
-        let mut frames = Vec::new();
+        let mut frames = Vec::with_capacity(1);
         loop {
             if pos >= self.tail {
                 return Err(Error::Corrupt(
@@ -770,13 +815,11 @@ impl Consumer {
                 if len > INLINE_MAX || RECORD_HEADER + len > n as usize * SLOT {
                     return Err(Error::Corrupt(format!("inline frame of {len} bytes")));
                 }
-                let mut v = vec![0u8; len];
                 // SAFETY: the `len` bytes after the header lie within the record's `n` slots (checked
-                // above), which do not wrap; `v` has room for them.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(at.add(RECORD_HEADER), v.as_mut_ptr(), len);
-                }
-                Bytes::from(v)
+                // above), which do not wrap; they are copied out at once.
+                Bytes::copy_from_slice(unsafe {
+                    std::slice::from_raw_parts(at.add(RECORD_HEADER), len)
+                })
             };
             frames.push(frame);
             if flags & MORE == 0 {
