@@ -20,7 +20,7 @@ mod sync;
 pub use region::Region;
 #[cfg(not(loom))]
 pub use ring::init;
-pub use ring::{channel, Closer, Config, Consumer, Producer, Wait, INLINE_MAX};
+pub use ring::{channel, Closer, Config, Consumer, Frame, Producer, Wait, INLINE_MAX};
 
 /// What can go wrong on a ring.
 #[derive(Debug, thiserror::Error)]

@@ -753,17 +753,30 @@ impl Consumer {
     /// The next message (its frames), if one is there. [`Error::Closed`] once the producer has
     /// closed and everything has been read; [`Error::Corrupt`] if the ring breaks its rules.
     pub fn try_recv(&mut self) -> Result<Option<Vec<Bytes>>, Error> {
+        let mut frames = Vec::with_capacity(1);
+        let got = self.try_recv_with(|frame, _| {
+            frames.push(match frame {
+                Frame::Inline(bytes) => Bytes::copy_from_slice(bytes),
+                Frame::Slab(bytes) => bytes,
+            });
+        })?;
+        Ok(got.then_some(frames))
+    }
+
+    /// Hands the next message's frames, in order, to `each` (with whether more follow), without
+    /// allocating: small frames are borrowed from the slots. `Ok(false)` if no message is there. On
+    /// [`Error::Corrupt`], frames already handed over belong to a broken message: discard them.
+    pub fn try_recv_with(&mut self, mut each: impl FnMut(Frame<'_>, bool)) -> Result<bool, Error> {
         if self.head == self.tail && !self.read_tail()? {
             self.publish();
             if self.shared.closed() & PRODUCER_CLOSED != 0 && !self.read_tail()? {
                 return Err(Error::Closed);
             }
-            return Ok(None);
+            return Ok(false);
         }
         let cfg = self.shared.cfg;
         let cap = self.shared.cap();
         let mut pos = self.head;
-        let mut frames = Vec::with_capacity(1);
         loop {
             if pos >= self.tail {
                 return Err(Error::Corrupt(
@@ -804,25 +817,24 @@ impl Consumer {
                         "slab run {start}+{count} for {len} bytes"
                     )));
                 }
-                Bytes::from_owner(SlabBytes {
+                Frame::Slab(Bytes::from_owner(SlabBytes {
                     returns: self.returns.clone(),
                     ptr: self.shared.chunk(start),
                     len,
                     start,
                     count,
-                })
+                }))
             } else {
                 if len > INLINE_MAX || RECORD_HEADER + len > n as usize * SLOT {
                     return Err(Error::Corrupt(format!("inline frame of {len} bytes")));
                 }
                 // SAFETY: the `len` bytes after the header lie within the record's `n` slots (checked
-                // above), which do not wrap; they are copied out at once.
-                Bytes::copy_from_slice(unsafe {
-                    std::slice::from_raw_parts(at.add(RECORD_HEADER), len)
-                })
+                // above), which do not wrap, and stay ours until `head` passes them (after `each`).
+                Frame::Inline(unsafe { std::slice::from_raw_parts(at.add(RECORD_HEADER), len) })
             };
-            frames.push(frame);
-            if flags & MORE == 0 {
+            let more = flags & MORE != 0;
+            each(frame, more);
+            if !more {
                 break;
             }
         }
@@ -830,7 +842,7 @@ impl Consumer {
         if self.head - self.published >= cap / 4 {
             self.publish();
         }
-        Ok(Some(frames))
+        Ok(true)
     }
 
     /// Waits for the next message as `how` says, at most until `deadline` (`Ok(None)` then).
@@ -843,16 +855,20 @@ impl Consumer {
             if let Some(m) = self.try_recv()? {
                 return Ok(Some(m));
             }
-            let shared = self.shared.clone();
-            let tail = &shared.ctl().tail.0;
-            let head = self.head;
-            let ready = how.until(&shared.ctl().reader_wait.0, deadline, || {
-                tail.load(Ordering::Acquire) != head || shared.closed() != 0
-            });
-            if !ready {
+            if !self.wait(how, deadline) {
                 return Ok(None);
             }
         }
+    }
+
+    /// Waits as `how` says until a message may be there or the ring is closed (`true`), or until
+    /// `deadline` (`false`). For callers of [`Consumer::try_recv_with`].
+    pub fn wait(&self, how: Wait, deadline: Option<Instant>) -> bool {
+        let shared = &self.shared;
+        let head = self.head;
+        how.until(&shared.ctl().reader_wait.0, deadline, || {
+            shared.ctl().tail.0.load(Ordering::Acquire) != head || shared.closed() != 0
+        })
     }
 
     /// Whether a message may be there (a cheap look, for pollers).
@@ -899,6 +915,15 @@ impl Drop for Consumer {
     fn drop(&mut self) {
         self.shared.set_closed(CONSUMER_CLOSED);
     }
+}
+
+/// One frame handed to [`Consumer::try_recv_with`].
+#[derive(Debug)]
+pub enum Frame<'a> {
+    /// A frame of up to [`INLINE_MAX`] bytes, borrowed from the ring's slots for the call.
+    Inline(&'a [u8]),
+    /// A larger frame, read in place from the slab; its space goes back when the last clone drops.
+    Slab(Bytes),
 }
 
 /// The consumer's side of the return ring; slab messages, wherever they are dropped, give their run
@@ -1061,6 +1086,25 @@ mod tests {
         assert_eq!(&m[2][..], &big[..]);
         assert_eq!(&m[3][..], b"z");
         assert!(c.try_recv().unwrap().is_none());
+    }
+
+    #[test]
+    fn frames_can_be_borrowed_without_a_copy() {
+        let (mut p, mut c) = channel(small()).unwrap();
+        let big = vec![9u8; 5000];
+        p.try_send(&[b"head", &big]).unwrap();
+        let mut seen = Vec::new();
+        assert!(c
+            .try_recv_with(|frame, more| match frame {
+                Frame::Inline(b) => seen.push((b.to_vec(), more, false)),
+                Frame::Slab(b) => seen.push((b.to_vec(), more, true)),
+            })
+            .unwrap());
+        assert_eq!(
+            seen,
+            vec![(b"head".to_vec(), true, false), (big, false, true)]
+        );
+        assert!(!c.try_recv_with(|_, _| {}).unwrap());
     }
 
     #[test]
