@@ -96,9 +96,14 @@ fn unpin(cores: &[usize]) {
 pub(crate) enum Kind {
     Latency,
     Throughput,
+    /// PUB to 1 and to 8 SUB over tcp, 64 B, the rate summed over the subscribers.
+    Fanout,
     /// Memory per idle tcp connection.
     Memory,
 }
+
+/// How many subscribers the fan-out rows have.
+const FANOUT: [usize; 2] = [1, 8];
 
 /// zring against libzmq and the bare limits, side by side.
 #[derive(Debug, Parser)]
@@ -131,6 +136,8 @@ pub(crate) struct BenchArgs {
 #[derive(Debug, Clone, Serialize)]
 struct Row {
     kind: Kind,
+    /// For fan-out rows: how many subscribers.
+    subscribers: Option<usize>,
     placement: Placement,
     transport: Transport,
     size: usize,
@@ -174,6 +181,7 @@ fn count(kind: Kind, size: usize, quick: bool) -> usize {
             },
             5,
         ),
+        Kind::Fanout => (100_000, 5),
         Kind::Memory => (500, 5),
     };
     if quick {
@@ -271,10 +279,20 @@ impl Ctx {
             (Kind::Latency, Role::Client) => T::Req,
             (Kind::Throughput | Kind::Memory, Role::Server) => T::Pull,
             (Kind::Throughput | Kind::Memory, Role::Client) => T::Push,
+            (Kind::Fanout, Role::Server) => T::XPub,
+            (Kind::Fanout, Role::Client) => T::Sub,
         };
         match self {
             Ctx::Zring(ctx) => {
                 let mut s = ctx.socket(t).map_err(|x| e(&x))?;
+                if kind == Kind::Fanout {
+                    s.set_sndhwm(0).map_err(|x| e(&x))?;
+                    s.set_rcvhwm(0).map_err(|x| e(&x))?;
+                    match role {
+                        Role::Server => s.set_xpub_verbose(true).map_err(|x| e(&x))?,
+                        Role::Client => s.subscribe("").map_err(|x| e(&x))?,
+                    }
+                }
                 match role {
                     Role::Server => s.bind(ep).map_err(|x| e(&x))?,
                     Role::Client => s.connect(ep).map_err(|x| e(&x))?,
@@ -287,9 +305,21 @@ impl Ctx {
                     T::Rep => zmq::REP,
                     T::Req => zmq::REQ,
                     T::Pull => zmq::PULL,
+                    T::XPub => zmq::XPUB,
+                    T::Sub => zmq::SUB,
                     _ => zmq::PUSH,
                 };
                 let s = ctx.socket(t).map_err(|x| e(&x))?;
+                if kind == Kind::Fanout {
+                    // Every subscriber's subscription reaches the publisher (it counts them); nothing
+                    // is dropped at a high-water mark, so every subscriber gets every message.
+                    s.set_sndhwm(0).map_err(|x| e(&x))?;
+                    s.set_rcvhwm(0).map_err(|x| e(&x))?;
+                    match role {
+                        Role::Server => s.set_xpub_verbose(true).map_err(|x| e(&x))?,
+                        Role::Client => s.set_subscribe(b"").map_err(|x| e(&x))?,
+                    }
+                }
                 match role {
                     Role::Server => s
                         .bind(&ep.replace("tcp://127.0.0.1:0", "tcp://127.0.0.1:*"))
@@ -314,7 +344,7 @@ fn serve_loop(s: &mut dyn Peer, kind: Kind, count: usize) -> Result<Duration, St
     for _ in 0..count {
         match kind {
             Kind::Latency => s.echo()?,
-            Kind::Throughput | Kind::Memory => s.recv()?,
+            Kind::Throughput | Kind::Memory | Kind::Fanout => s.recv()?,
         }
         first.get_or_insert_with(Instant::now);
     }
@@ -353,8 +383,7 @@ fn serve(
     imp: Imp,
     kind: Kind,
     ep: &str,
-    size: usize,
-    count: usize,
+    (size, count, subs): (usize, usize, usize),
     out: &mut dyn Write,
 ) -> Result<(), String> {
     if imp == Imp::Bare {
@@ -363,6 +392,19 @@ fn serve(
     let ctx = Ctx::new(imp)?;
     let (mut s, resolved) = ctx.socket(kind, Role::Server, ep)?;
     say(out, format!("READY {resolved}"))?;
+    if kind == Kind::Fanout {
+        // The publisher: once every subscriber's subscription has arrived (no slow joiner), the
+        // stream; the subscribers time it.
+        for _ in 0..subs {
+            s.recv()?;
+        }
+        let payload = vec![0x5Au8; size];
+        for _ in 0..count {
+            s.send(&payload)?;
+        }
+        drop(s);
+        return Ok(());
+    }
     let elapsed = serve_loop(&mut *s, kind, count)?;
     if kind == Kind::Throughput {
         say(out, format!("ELAPSED {}", elapsed.as_nanos()))?;
@@ -485,17 +527,25 @@ pub(crate) fn memory_main(args: &[String]) -> Result<(), String> {
     memory_command(imp, n.parse().map_err(|_| "bad count")?)
 }
 
-/// The hidden `__bench-serve IMP KIND ENDPOINT SIZE COUNT CORE` command (`CORE`: `-` for none).
+/// The hidden `__bench-serve IMP KIND ENDPOINT SIZE COUNT SUBS CORE` command (`CORE`: `-` for
+/// none; `SUBS`: subscribers a fan-out publisher waits for).
 pub(crate) fn serve_command(args: &[String]) -> Result<(), String> {
-    let [imp, kind, ep, size, count, core] = args else {
-        return Err("usage: __bench-serve IMP KIND ENDPOINT SIZE COUNT CORE".into());
+    let [imp, kind, ep, size, count, subs, core] = args else {
+        return Err("usage: __bench-serve IMP KIND ENDPOINT SIZE COUNT SUBS CORE".into());
     };
     pin(core.parse().ok());
     let imp = Imp::from_str(imp, true)?;
     let kind = Kind::from_str(kind, true)?;
     let size = size.parse().map_err(|_| "bad size")?;
     let count = count.parse().map_err(|_| "bad count")?;
-    serve(imp, kind, ep, size, count, &mut std::io::stdout().lock())
+    let subs = subs.parse().map_err(|_| "bad subscriber count")?;
+    serve(
+        imp,
+        kind,
+        ep,
+        (size, count, subs),
+        &mut std::io::stdout().lock(),
+    )
 }
 
 // ---- The client side ----------------------------------------------------------------------------
@@ -511,8 +561,7 @@ impl Server {
         imp: Imp,
         kind: Kind,
         transport: Transport,
-        size: usize,
-        count: usize,
+        (size, count, subs): (usize, usize, usize),
         core: Option<usize>,
     ) -> Result<(Server, String), String> {
         let ep = endpoint(transport, &format!("{imp:?}"));
@@ -525,6 +574,7 @@ impl Server {
                 &ep,
                 &size.to_string(),
                 &count.to_string(),
+                &subs.to_string(),
                 &core.map_or_else(|| "-".to_string(), |c| c.to_string()),
             ])
             .stdout(Stdio::piped())
@@ -559,7 +609,7 @@ impl Server {
                     .ok_or_else(|| format!("server said {line:?}"))?;
                 Duration::from_nanos(ns)
             }
-            Kind::Latency => Duration::ZERO,
+            Kind::Latency | Kind::Fanout => Duration::ZERO,
         };
         let status = self.child.wait().map_err(|e| e.to_string())?;
         status
@@ -578,7 +628,7 @@ fn percentile_sample(rtts: Vec<Duration>) -> Sample {
 fn sample(kind: Kind, rtts: Vec<Duration>, count: usize, elapsed: Duration) -> Sample {
     match kind {
         Kind::Latency => percentile_sample(rtts),
-        Kind::Throughput | Kind::Memory => Sample::Rate {
+        Kind::Throughput | Kind::Memory | Kind::Fanout => Sample::Rate {
             messages: count,
             elapsed,
         },
@@ -595,7 +645,7 @@ fn measure(
     server_core: Option<usize>,
 ) -> Result<Sample, String> {
     let count = count(kind, size, quick);
-    let (server, ep) = Server::start(imp, kind, transport, size, count, server_core)?;
+    let (server, ep) = Server::start(imp, kind, transport, (size, count, 1), server_core)?;
     let payload = vec![0x5Au8; size];
     let rtts = match imp {
         Imp::Bare => bare_client(kind, &ep, &payload, count)?,
@@ -637,6 +687,52 @@ fn bare_client(
         }
     }
     Ok(rtts)
+}
+
+/// PUB to `subs` SUB over tcp: the publisher in a second process, each subscriber on its own thread
+/// here; the rate is every subscriber's messages over the time from the first arrival anywhere to the
+/// last.
+fn measure_fanout(
+    imp: Imp,
+    size: usize,
+    subs: usize,
+    quick: bool,
+    server_core: Option<usize>,
+) -> Result<Sample, String> {
+    let count = count(Kind::Fanout, size, quick);
+    let (server, ep) = Server::start(
+        imp,
+        Kind::Fanout,
+        Transport::Tcp,
+        (size, count, subs),
+        server_core,
+    )?;
+    let ctx = Ctx::new(imp)?;
+    let readers: Vec<_> = (0..subs)
+        .map(|_| {
+            let (ctx, ep) = (ctx.clone(), ep.clone());
+            std::thread::spawn(move || -> Result<(Instant, Instant), String> {
+                let (mut s, _) = ctx.socket(Kind::Fanout, Role::Client, &ep)?;
+                s.recv()?;
+                let first = Instant::now();
+                for _ in 1..count {
+                    s.recv()?;
+                }
+                Ok((first, Instant::now()))
+            })
+        })
+        .collect();
+    let mut span: Option<(Instant, Instant)> = None;
+    for r in readers {
+        let (a, b) = r.join().map_err(|_| "subscriber panicked")??;
+        span = Some(span.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+    }
+    server.finish(Kind::Fanout)?;
+    let (first, last) = span.ok_or("no subscriber")?;
+    Ok(Sample::Rate {
+        messages: subs * count,
+        elapsed: last - first,
+    })
 }
 
 /// inproc: both sides in one process and one context (inproc reaches only sockets of the same
@@ -775,7 +871,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
     };
     let kinds = match args.kind {
         Some(k) => vec![k],
-        None => vec![Kind::Latency, Kind::Throughput, Kind::Memory],
+        None => vec![Kind::Latency, Kind::Throughput, Kind::Fanout, Kind::Memory],
     };
     let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
     let placements = if args.placement.is_empty() {
@@ -788,27 +884,36 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
     let imps_for = |t: Transport, kind: Kind| match (t, kind) {
         // No bare limit for inproc streaming: the spinning ping-pong is a latency figure; and memory
         // compares the two libraries.
-        (Transport::Inproc, Kind::Throughput) | (_, Kind::Memory) => vec![Imp::Zring, Imp::Libzmq],
+        (Transport::Inproc, Kind::Throughput) | (_, Kind::Memory | Kind::Fanout) => {
+            vec![Imp::Zring, Imp::Libzmq]
+        }
         _ => vec![Imp::Zring, Imp::Libzmq, Imp::Bare],
     };
     let mut cells = Vec::new();
     for &kind in &kinds {
         if kind == Kind::Memory {
             // One row: idle tcp connections, whatever the filters on transport, size and placement.
-            cells.push((kind, Transport::Tcp, 0, placements[0]));
+            cells.push((kind, Transport::Tcp, 0, placements[0], 0));
             continue;
         }
         for &p in &placements {
+            if kind == Kind::Fanout {
+                // tcp, 64 B, whatever the filters on transport and size.
+                for subs in FANOUT {
+                    cells.push((kind, Transport::Tcp, 64, p, subs));
+                }
+                continue;
+            }
             for &t in &transports {
                 for &size in &sizes {
-                    cells.push((kind, t, size, p));
+                    cells.push((kind, t, size, p, 0));
                 }
             }
         }
     }
     let total: usize = cells
         .iter()
-        .map(|&(k, t, _, _)| imps_for(t, k).len())
+        .map(|&(k, t, _, _, _)| imps_for(t, k).len())
         .sum::<usize>()
         * rounds;
     let mut progress = Progress {
@@ -819,7 +924,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
     // samples[(cell index, imp)] -> per-round samples
     let mut samples: Vec<Vec<(Imp, Sample)>> = (0..cells.len()).map(|_| Vec::new()).collect();
     for _ in 0..rounds {
-        for (i, &(kind, t, size, placement)) in cells.iter().enumerate() {
+        for (i, &(kind, t, size, placement, subs)) in cells.iter().enumerate() {
             let (client_core, server_core) = placement.cores(&cores);
             // Every thread started from now on (the libraries' I/O threads) inherits the pin.
             match client_core {
@@ -830,6 +935,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
                 progress.step(&format!("{kind:?} {t:?} {size} B {placement:?} {imp:?}"));
                 let s = match (kind, t) {
                     (Kind::Memory, _) => measure_memory(imp, args.quick)?,
+                    (Kind::Fanout, _) => measure_fanout(imp, size, subs, args.quick, server_core)?,
                     (_, Transport::Inproc) => {
                         measure_inproc(imp, kind, size, args.quick, server_core, spin_cores)?
                     }
@@ -840,7 +946,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
         }
     }
     let mut rows = Vec::new();
-    for (i, &(kind, t, size, placement)) in cells.iter().enumerate() {
+    for (i, &(kind, t, size, placement, subs)) in cells.iter().enumerate() {
         let per = |imp: Imp, f: &dyn Fn(&Sample) -> Option<f64>| {
             median(
                 samples[i]
@@ -852,7 +958,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
         };
         let metrics: &[(&'static str, &'static str)] = match kind {
             Kind::Latency => &[("p50", "us"), ("p99", "us"), ("p99.9", "us")],
-            Kind::Throughput => &[("rate", "msgs/s"), ("bandwidth", "MB/s")],
+            Kind::Throughput | Kind::Fanout => &[("rate", "msgs/s"), ("bandwidth", "MB/s")],
             Kind::Memory => &[("per connection", "KiB")],
         };
         for &(metric, unit) in metrics {
@@ -865,6 +971,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
             let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
             rows.push(Row {
                 kind,
+                subscribers: (kind == Kind::Fanout).then_some(subs),
                 placement,
                 transport: t,
                 size,
@@ -902,8 +1009,14 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
         println!(
             "{:<40} {:>12} {:>12} {:>12} {:>9} {:>9}",
             format!(
-                "{:?} {:?} {} B {:?} {} ({})",
-                r.kind, r.transport, r.size, r.placement, r.metric, r.unit
+                "{:?} {:?} {} B{} {:?} {} ({})",
+                r.kind,
+                r.transport,
+                r.size,
+                r.subscribers.map_or(String::new(), |n| format!(" to {n}")),
+                r.placement,
+                r.metric,
+                r.unit
             )
             .to_lowercase(),
             fmt(r.zring),

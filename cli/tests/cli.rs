@@ -207,16 +207,23 @@ fn bench_measures_zring_libzmq_and_the_bare_limit_side_by_side() {
         String::from_utf8_lossy(&out.stderr)
     );
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    // Latency p50, p99, p99.9 and throughput rate, bandwidth, each with the two sides on two cores
-    // and on one; memory per idle connection.
-    assert_eq!(rows.len(), 11);
+    // Latency p50, p99, p99.9, throughput rate, bandwidth, and the fan-out rate and bandwidth to 1
+    // and to 8 subscribers, each with the two sides on two cores and on one; memory per idle
+    // connection.
+    assert_eq!(rows.len(), 19);
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r["kind"] == "fanout" && r["subscribers"] == 8)
+            .count(),
+        4
+    );
     for placement in ["split", "same"] {
         let n = rows.iter().filter(|r| r["placement"] == placement).count();
         assert!(n >= 5, "{n} rows with placement {placement}");
     }
     for row in &rows {
-        let memory = row["kind"] == "memory";
-        let imps: &[&str] = if memory {
+        let two_libraries = row["kind"] == "memory" || row["kind"] == "fanout";
+        let imps: &[&str] = if two_libraries {
             &["zring", "libzmq"]
         } else {
             &["zring", "libzmq", "bare"]
@@ -229,5 +236,5 @@ fn bench_measures_zring_libzmq_and_the_bare_limit_side_by_side() {
     }
     assert_eq!(rows.iter().filter(|r| r["kind"] == "memory").count(), 1);
     let progress = String::from_utf8_lossy(&out.stderr);
-    assert!(progress.contains("14/14"), "progress is shown: {progress}");
+    assert!(progress.contains("22/22"), "progress is shown: {progress}");
 }

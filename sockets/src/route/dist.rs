@@ -5,12 +5,19 @@ use super::{PipeId, Pipes};
 use crate::pipe::Parts;
 
 /// Sends `msg` to each pipe in `targets`; returns how many pipes dropped it because they were full.
-/// The body is shared between the copies, never duplicated.
+/// The body is shared between the copies, never duplicated. With more than one pipe, small messages
+/// go through the queues (see `PipeEnd::try_send_copy`).
 pub(crate) fn send(pipes: &Pipes, targets: impl Iterator<Item = PipeId>, msg: &Parts) -> u64 {
     let mut dropped = 0;
+    let fan_out = pipes.len() > 1;
     for id in targets {
         if let Some(pipe) = pipes.get(id) {
-            if pipe.try_send(msg.clone()).is_err() {
+            let sent = if fan_out {
+                pipe.try_send_copy(msg.clone())
+            } else {
+                pipe.try_send(msg.clone())
+            };
+            if sent.is_err() {
                 dropped += 1;
             }
         }
