@@ -14,6 +14,7 @@ use zring_shm::{channel, init, Config, Consumer, Producer, Region, Wait};
 
 const FD_VAR: &str = "ZRING_SHM_BENCH_FD";
 const MODE_VAR: &str = "ZRING_SHM_BENCH_MODE";
+const CORE_VAR: &str = "ZRING_SHM_BENCH_CORE";
 
 /// Pins the calling thread to the core with this id (by id: once pinned, a process lists only the
 /// cores it may run on).
@@ -30,7 +31,10 @@ fn wait_for(mode: &str) -> Wait {
 
 /// The second process: echoes over the rings (or the Unix socket) until its input closes.
 fn child(raw: &str, mode: &str) {
-    pin(1);
+    pin(std::env::var(CORE_VAR)
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1));
     // SAFETY: the parent passed this descriptor, open and inherited, for us alone.
     let fd = unsafe { OwnedFd::from_raw_fd(raw.parse().unwrap_or(-1)) };
     if mode == "unix" {
@@ -59,7 +63,7 @@ fn child(raw: &str, mode: &str) {
 }
 
 /// Starts the echoing child on an inheritable copy of `fd`.
-fn spawn(fd: &impl AsRawFd, mode: &str) -> std::process::Child {
+fn spawn(fd: &impl AsRawFd, mode: &str, core: usize) -> std::process::Child {
     // SAFETY: F_DUPFD without CLOEXEC takes an integer; the result is owned just below.
     let raw = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD, 0) };
     // SAFETY: a new descriptor nothing else owns; dropping it after the spawn closes our copy.
@@ -67,6 +71,7 @@ fn spawn(fd: &impl AsRawFd, mode: &str) -> std::process::Child {
     let child = std::process::Command::new(std::env::current_exe().unwrap())
         .env(FD_VAR, raw.to_string())
         .env(MODE_VAR, mode)
+        .env(CORE_VAR, core.to_string())
         .spawn()
         .unwrap();
     drop(copy);
@@ -82,16 +87,26 @@ fn one_way(iters: u64, mut round_trip: impl FnMut()) -> Duration {
     start.elapsed() / 2
 }
 
-fn latency(c: &mut Criterion) {
+/// The ping-pongs with the second process on core `child_core` (this one is on core 0). Busy-polling
+/// is measured only across cores: two spinning processes on one core only take turns.
+fn latency(c: &mut Criterion, child_core: usize) {
     pin(0);
-    let mut g = c.benchmark_group("one-way 64 B, two processes");
-    for mode in ["park", "busy"] {
+    let (name, modes): (_, &[&str]) = if child_core == 0 {
+        ("one-way 64 B, two processes on one core", &["park"])
+    } else {
+        (
+            "one-way 64 B, two processes, one core each",
+            &["park", "busy"],
+        )
+    };
+    let mut g = c.benchmark_group(name);
+    for &mode in modes {
         let size = Config::default().size().unwrap();
         let (region, fd) = Region::shared(2 * size).unwrap();
         let region = Arc::new(region);
         init(&region, 0, Config::default()).unwrap();
         init(&region, size, Config::default()).unwrap();
-        let mut kid = spawn(&fd, mode);
+        let mut kid = spawn(&fd, mode, child_core);
         let mut tx = Producer::attach(&region, 0, Config::default()).unwrap();
         let mut rx = Consumer::attach(&region, size, Config::default()).unwrap();
         let payload = [0x5Au8; 64];
@@ -107,7 +122,7 @@ fn latency(c: &mut Criterion) {
         kid.wait().unwrap();
     }
     let (mut here, there) = UnixStream::pair().unwrap();
-    let mut kid = spawn(&there, "unix");
+    let mut kid = spawn(&there, "unix", child_core);
     drop(there);
     let mut buf = [0x5Au8; 64];
     g.bench_function("bare unix socket", |b| {
@@ -124,6 +139,7 @@ fn latency(c: &mut Criterion) {
 }
 
 fn streaming(c: &mut Criterion) {
+    pin(0);
     let mut g = c.benchmark_group("streaming, two threads");
     for size in [64usize, 1 << 20] {
         g.throughput(Throughput::Bytes(size as u64));
@@ -167,7 +183,8 @@ fn main() {
         .configure_from_args()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    latency(&mut c);
+    latency(&mut c, 1);
+    latency(&mut c, 0);
     streaming(&mut c);
     c.final_summary();
 }

@@ -132,6 +132,8 @@ struct Control {
     closed: Line<AtomicU32>,
     /// Slab runs given back by the consumer (a running count).
     ret_tail: Line<AtomicU64>,
+    /// The CPU each side (producer, consumer) last waited on, plus one (0: not known yet).
+    cpus: Line<[AtomicU32; 2]>,
 }
 
 #[cfg(not(loom))]
@@ -194,6 +196,7 @@ impl Shared {
                 writer_wait: Line(zero32()),
                 closed: Line(zero32()),
                 ret_tail: Line(AtomicU64::new(0)),
+                cpus: Line([zero32(), zero32()]),
             });
             let ret: Box<[AtomicU64]> = (0..cfg.chunks).map(|_| AtomicU64::new(0)).collect();
             (ctl, ret)
@@ -303,15 +306,36 @@ impl Default for Wait {
     }
 }
 
+/// The CPU the calling thread runs on, plus one (0 if unknown).
+fn current_cpu() -> u32 {
+    #[cfg(not(any(loom, miri)))]
+    // SAFETY: sched_getcpu takes no arguments and only returns a number.
+    let cpu = unsafe { libc::sched_getcpu() };
+    // Neither model knows CPUs: unknown, so waits spin as configured.
+    #[cfg(any(loom, miri))]
+    let cpu = -1;
+    u32::try_from(cpu).map_or(0, |c| c.saturating_add(1))
+}
+
 impl Wait {
     /// Waits until `ready()` or `deadline`, spinning then sleeping on `word`. Returns `ready()`.
+    /// `cpus` are where this side and the other last waited: spinning while the other side last ran
+    /// on this very CPU would only take the time it needs to run, so then the wait sleeps at once.
     fn until(
         &self,
         word: &AtomicU32,
+        cpus: (&AtomicU32, &AtomicU32),
         deadline: Option<Instant>,
         mut ready: impl FnMut() -> bool,
     ) -> bool {
         let start = Instant::now();
+        let me = current_cpu();
+        cpus.0.store(me, Ordering::Relaxed);
+        let spin = if me != 0 && cpus.1.load(Ordering::Relaxed) == me {
+            Duration::ZERO
+        } else {
+            self.spin
+        };
         loop {
             if ready() {
                 return true;
@@ -320,7 +344,7 @@ impl Wait {
             if deadline.is_some_and(|d| now >= d) {
                 return false;
             }
-            if self.busy || now.duration_since(start) < self.spin {
+            if self.busy || now.duration_since(start) < spin {
                 std::hint::spin_loop();
                 #[cfg(loom)]
                 loom::thread::yield_now();
@@ -377,7 +401,12 @@ pub struct Producer {
     /// Return-ring entries already taken back.
     ret_head: u64,
     slab: SlabAlloc,
+    /// Messages published, to look at our CPU every [`CPU_EVERY`] of them.
+    sends: u32,
 }
+
+/// How often (in sends) a producer records the CPU it runs on.
+const CPU_EVERY: u32 = 64;
 
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -403,6 +432,7 @@ impl Producer {
             head: 0,
             ret_head: 0,
             slab: SlabAlloc::new(chunks),
+            sends: 0,
         }
     }
 
@@ -563,6 +593,15 @@ impl Producer {
         let c = self.shared.ctl();
         c.tail.0.store(pos, Ordering::Release);
         Shared::wake_if_waiting(&c.reader_wait.0);
+        // Where we run, for a reader deciding whether to spin: looked at every few sends (threads
+        // seldom move), written only when it changed.
+        self.sends = self.sends.wrapping_add(1);
+        if self.sends % CPU_EVERY == 1 {
+            let me = current_cpu();
+            if c.cpus.0[0].load(Ordering::Relaxed) != me {
+                c.cpus.0[0].store(me, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Sends one message, waiting as `how` says while the ring (or the slab) is full, at most until
@@ -581,12 +620,18 @@ impl Producer {
             let shared = self.shared.clone();
             // The refused attempt saw this much space given back; try again once more is.
             let (head, returned) = (self.head, self.ret_head);
-            let room = how.until(&shared.ctl().writer_wait.0, deadline, || {
-                let c = shared.ctl();
-                c.head.0.load(Ordering::Acquire) != head
-                    || c.ret_tail.0.load(Ordering::Acquire) != returned
-                    || shared.closed() & CONSUMER_CLOSED != 0
-            });
+            let cpus = &shared.ctl().cpus.0;
+            let room = how.until(
+                &shared.ctl().writer_wait.0,
+                (&cpus[0], &cpus[1]),
+                deadline,
+                || {
+                    let c = shared.ctl();
+                    c.head.0.load(Ordering::Acquire) != head
+                        || c.ret_tail.0.load(Ordering::Acquire) != returned
+                        || shared.closed() & CONSUMER_CLOSED != 0
+                },
+            );
             if !room {
                 return Err(Error::Full);
             }
@@ -866,9 +911,13 @@ impl Consumer {
     pub fn wait(&self, how: Wait, deadline: Option<Instant>) -> bool {
         let shared = &self.shared;
         let head = self.head;
-        how.until(&shared.ctl().reader_wait.0, deadline, || {
-            shared.ctl().tail.0.load(Ordering::Acquire) != head || shared.closed() != 0
-        })
+        let cpus = &shared.ctl().cpus.0;
+        how.until(
+            &shared.ctl().reader_wait.0,
+            (&cpus[1], &cpus[0]),
+            deadline,
+            || shared.ctl().tail.0.load(Ordering::Acquire) != head || shared.closed() != 0,
+        )
     }
 
     /// Whether a message may be there (a cheap look, for pollers).
