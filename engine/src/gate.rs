@@ -65,13 +65,12 @@ pub(crate) enum Failure {
     Refused,
 }
 
-/// What one non-blocking read found.
-pub(crate) enum Read {
-    /// Bytes; `full` if they filled the room offered (more may be waiting).
-    Data(Bytes, bool),
+/// What [`Inner::pump`] found.
+pub(crate) enum Pumped {
+    /// Bytes went to the session; `full` if they filled the room offered (more may be waiting).
+    Data { full: bool },
+    /// Nothing to read now.
     Empty,
-    Eof,
-    Err(io::Error),
 }
 
 /// The state under the gate's lock.
@@ -248,17 +247,14 @@ impl Inner {
         self.reader == Reader::Engine
     }
 
-    /// Takes an unused lease back (`true`), or says when to look again.
-    pub(crate) fn reclaim(&mut self, now: Instant) -> Result<(), Option<Instant>> {
-        match self.reader {
-            Reader::Engine => Err(None),
-            Reader::App { waiting: true, .. } => Err(Some(now + LEASE_CHECK)),
-            Reader::App { left, .. } if now < left + LEASE_IDLE => Err(Some(left + LEASE_IDLE)),
-            Reader::App { .. } => {
-                self.reader = Reader::Engine;
-                Ok(())
-            }
+    /// Takes back a lease unused for [`LEASE_IDLE`]; says whether it did.
+    pub(crate) fn reclaim(&mut self, now: Instant) -> bool {
+        let idle =
+            matches!(self.reader, Reader::App { waiting: false, left } if now >= left + LEASE_IDLE);
+        if idle {
+            self.reader = Reader::Engine;
         }
+        idle
     }
 
     /// When the I/O thread must next look at the lease, if one is out.
@@ -270,8 +266,16 @@ impl Inner {
         }
     }
 
-    /// Reads what the kernel has, without blocking.
-    pub(crate) fn read(&mut self, fd: RawFd) -> Read {
+    /// Reads what the kernel has (without blocking) and runs it through the codec to the session.
+    pub(crate) fn pump(&mut self, fd: RawFd, now: Instant) -> Result<Pumped, Failure> {
+        match self.read(fd)? {
+            Some((data, full)) => self.input(&data, now).map(|()| Pumped::Data { full }),
+            None => Ok(Pumped::Empty),
+        }
+    }
+
+    /// Reads what the kernel has, without blocking: bytes, and whether they filled the room offered.
+    fn read(&mut self, fd: RawFd) -> Result<Option<(Bytes, bool)>, Failure> {
         if self.buf.capacity() - self.buf.len() < READ_MIN {
             self.buf = BytesMut::with_capacity(READ_BUFFER);
         }
@@ -281,17 +285,17 @@ impl Inner {
         // touches it during the call.
         let n = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), room, libc::MSG_DONTWAIT) };
         match usize::try_from(n) {
-            Ok(0) => Read::Eof,
+            Ok(0) => Err(Failure::Eof),
             Ok(n) => {
                 // SAFETY: the kernel initialised `n` (at most `room`) bytes after the current length.
                 unsafe { self.buf.set_len(self.buf.len() + n) };
-                Read::Data(self.buf.split().freeze(), n == room)
+                Ok(Some((self.buf.split().freeze(), n == room)))
             }
             Err(_) => {
                 let e = io::Error::last_os_error();
                 match e.kind() {
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Read::Empty,
-                    _ => Read::Err(e),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+                    _ => Err(Failure::Io(e)),
                 }
             }
         }
@@ -423,31 +427,18 @@ impl DirectReader {
             self.more = true;
             return Step::Delivered;
         }
-        let (step, more) = match g.read(fd) {
-            Read::Data(data, full) => match g.input(&data, Instant::now()) {
-                Ok(()) => {
-                    if g.codec.as_ref().is_some_and(Connection::wants_write) {
-                        // A PONG to send (or the like): the I/O thread writes it.
-                        waker.wake();
-                    }
-                    (Step::Delivered, full)
-                }
-                Err(failure) => {
-                    g.failure = Some(failure);
-                    g.reader = Reader::Engine;
+        let (step, more) = match g.pump(fd, Instant::now()) {
+            Ok(Pumped::Data { full }) => {
+                if g.codec.as_ref().is_some_and(Connection::wants_write) {
+                    // A PONG to send (or the like): the I/O thread writes it.
                     waker.wake();
-                    (Step::Lost, false)
                 }
-            },
-            Read::Empty => (Step::Empty, false),
-            Read::Eof => {
-                // The I/O thread reads the end of the stream itself and closes it.
-                g.reader = Reader::Engine;
-                waker.wake();
-                (Step::Lost, false)
+                (Step::Delivered, full)
             }
-            Read::Err(e) => {
-                g.failure = Some(Failure::Io(e));
+            Ok(Pumped::Empty) => (Step::Empty, false),
+            Err(failure) => {
+                // The stream ended or broke: the I/O thread closes it and says why.
+                g.failure = Some(failure);
                 g.reader = Reader::Engine;
                 waker.wake();
                 (Step::Lost, false)

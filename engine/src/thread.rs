@@ -16,7 +16,7 @@ use io_uring::{opcode, squeue, types, IoUring};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use zring_zmtp::{Connection, Transmit};
 
-use crate::gate::{Failure, Gate, Read};
+use crate::gate::{Failure, Gate, Pumped};
 use crate::session::{Disconnect, MakeSession, SessionFactory};
 use crate::slab::Slab;
 use crate::waker::{Shared, Waker};
@@ -594,14 +594,10 @@ impl IoThread {
                 // The socket's thread holds the lease: it reads.
                 return;
             }
-            let outcome = match g.read(fd) {
-                Read::Data(data, full) => g.input(&data, Instant::now()).map(|()| {
-                    let accepting = g.session.accepting();
-                    (accepting, full)
-                }),
-                Read::Empty => Ok((true, false)),
-                Read::Eof => Err(Failure::Eof),
-                Read::Err(e) => Err(Failure::Io(e)),
+            let outcome = match g.pump(fd, Instant::now()) {
+                Ok(Pumped::Data { full }) => Ok((g.session.accepting(), full)),
+                Ok(Pumped::Empty) => Ok((true, false)),
+                Err(failure) => Err(failure),
             };
             drop(g);
             match outcome {
@@ -766,7 +762,7 @@ impl IoThread {
                 }
                 Phase::Live => {
                     let mut g = c.gate.lock();
-                    let reclaimed = g.reclaim(now).is_ok();
+                    let reclaimed = g.reclaim(now);
                     let timed_out = match g.codec.as_mut() {
                         Some(codec) if codec.poll_timeout().is_some_and(|t| t <= now) => {
                             Some(codec.handle_timeout(now))

@@ -417,6 +417,17 @@ impl std::fmt::Debug for Producer {
     }
 }
 
+/// Where a record of `n` slots goes if the next free slot is `pos`: there, or at the ring's start
+/// when it would not fit before the end (the slots between are padding).
+fn place(pos: u64, n: u64, cap: u64) -> u64 {
+    let idx = pos % cap;
+    if idx + n > cap {
+        pos + (cap - idx)
+    } else {
+        pos
+    }
+}
+
 /// How one frame is carried.
 enum Carry {
     Inline,
@@ -455,61 +466,41 @@ impl Producer {
         if self.shared.closed() & CONSUMER_CLOSED != 0 {
             return Err(Error::Closed);
         }
-        if frames.iter().all(|f| f.len() <= INLINE_MAX) {
-            return self.send_inline(frames);
-        }
-        self.take_returns()?;
-        let cfg = self.shared.cfg;
         let cap = self.shared.cap();
-        // Plan: how each frame goes, and where the message ends (pads included).
-        let mut carry = Vec::with_capacity(frames.len());
+        // Where the message ends (pads included), and whether it needs the slab.
         let mut end = self.tail;
+        let mut slab = false;
         for f in frames {
-            let (c, n) = if f.len() <= INLINE_MAX {
-                (
-                    Carry::Inline,
-                    (RECORD_HEADER + f.len()).div_ceil(SLOT) as u64,
-                )
-            } else {
-                let count = f.len().div_ceil(cfg.chunk_size as usize);
-                match u32::try_from(count) {
-                    Ok(count) if count <= cfg.chunks && u32::try_from(f.len()).is_ok() => {
-                        (Carry::Slab { count }, 1)
-                    }
-                    _ => return Err(Error::TooLarge(f.len())),
-                }
-            };
-            let idx = end % cap;
-            if idx + n > cap {
-                end += cap - idx;
-            }
-            end += n;
-            carry.push(c);
+            let (c, n) = self.carry(f.len())?;
+            slab |= matches!(c, Carry::Slab { .. });
+            end = place(end, n, cap) + n;
         }
         if end - self.tail > cap {
             return Err(Error::TooLarge(frames.iter().map(|f| f.len()).sum()));
         }
-        // Always look at `head` before refusing, so that a waiting `send` knows what it has seen.
+        // Always look at `head` and the returns before refusing, so that a waiting `send` knows what
+        // it has seen.
         if end - self.head > cap {
             self.read_head()?;
             if end - self.head > cap {
+                self.take_returns()?;
                 return Err(Error::Full);
             }
         }
-        // Slab runs, all or none.
+        // Slab runs, all or none (no vector is allocated for a message without large frames).
         let mut runs = Vec::new();
-        for c in &carry {
-            if let Carry::Slab { count } = *c {
-                match self.slab.alloc(count) {
-                    Some(start) => runs.push(start),
-                    None => {
-                        for (start, c) in runs.iter().zip(carry.iter().filter_map(|c| match c {
-                            Carry::Slab { count } => Some(*count),
-                            Carry::Inline => None,
-                        })) {
-                            self.slab.free(*start, c);
+        if slab {
+            self.take_returns()?;
+            for f in frames {
+                if let (Carry::Slab { count }, _) = self.carry(f.len())? {
+                    match self.slab.alloc(count) {
+                        Some(start) => runs.push((start, count)),
+                        None => {
+                            for (start, count) in runs {
+                                self.slab.free(start, count);
+                            }
+                            return Err(Error::Full);
                         }
-                        return Err(Error::Full);
                     }
                 }
             }
@@ -517,18 +508,14 @@ impl Producer {
         let mut runs = runs.into_iter();
         let mut pos = self.tail;
         let last = frames.len() - 1;
-        for (i, (f, c)) in frames.iter().zip(&carry).enumerate() {
+        for (i, f) in frames.iter().enumerate() {
             let more = if i < last { MORE } else { 0 };
-            match *c {
-                Carry::Inline => {
-                    let n = (RECORD_HEADER + f.len()).div_ceil(SLOT) as u64;
-                    pos = self.pad(pos, n);
-                    self.write_record(pos, f.len() as u32, more, n as u16, f);
-                    pos += n;
-                }
-                Carry::Slab { count } => {
-                    pos = self.pad(pos, 1);
-                    let start = runs.next().unwrap_or_default();
+            let (c, n) = self.carry(f.len())?;
+            pos = self.pad(pos, n);
+            match c {
+                Carry::Inline => self.write_record(pos, f.len() as u32, more, n as u16, f),
+                Carry::Slab { .. } => {
+                    let (start, count) = runs.next().unwrap_or_default();
                     // SAFETY: the run `start..start + count` was just allocated (it is inside the slab
                     // and the consumer holds none of it); `f` fits in it (count chunks).
                     unsafe {
@@ -542,49 +529,26 @@ impl Producer {
                     body[..4].copy_from_slice(&start.to_le_bytes());
                     body[4..].copy_from_slice(&count.to_le_bytes());
                     self.write_record(pos, f.len() as u32, more | SLAB, 1, &body);
-                    pos += 1;
                 }
             }
+            pos += n;
         }
         self.publish(pos);
         Ok(())
     }
 
-    /// [`Producer::try_send`] for a message whose frames all go inline (no slab, no planning vectors).
-    fn send_inline(&mut self, frames: &[&[u8]]) -> Result<(), Error> {
-        let cap = self.shared.cap();
-        let slots = |f: &[u8]| (RECORD_HEADER + f.len()).div_ceil(SLOT) as u64;
-        let mut end = self.tail;
-        for f in frames {
-            let n = slots(f);
-            let idx = end % cap;
-            if idx + n > cap {
-                end += cap - idx;
+    /// How a frame of `len` bytes goes, and how many slots its record takes.
+    fn carry(&self, len: usize) -> Result<(Carry, u64), Error> {
+        if len <= INLINE_MAX {
+            return Ok((Carry::Inline, (RECORD_HEADER + len).div_ceil(SLOT) as u64));
+        }
+        let cfg = self.shared.cfg;
+        match u32::try_from(len.div_ceil(cfg.chunk_size as usize)) {
+            Ok(count) if count <= cfg.chunks && u32::try_from(len).is_ok() => {
+                Ok((Carry::Slab { count }, 1))
             }
-            end += n;
+            _ => Err(Error::TooLarge(len)),
         }
-        if end - self.tail > cap {
-            return Err(Error::TooLarge(frames.iter().map(|f| f.len()).sum()));
-        }
-        if end - self.head > cap {
-            self.read_head()?;
-            if end - self.head > cap {
-                // Returns may be all a waiting `send` is woken by: take them, as the slab path does.
-                self.take_returns()?;
-                return Err(Error::Full);
-            }
-        }
-        let mut pos = self.tail;
-        let last = frames.len() - 1;
-        for (i, f) in frames.iter().enumerate() {
-            let n = slots(f);
-            pos = self.pad(pos, n);
-            let more = if i < last { MORE } else { 0 };
-            self.write_record(pos, f.len() as u32, more, n as u16, f);
-            pos += n;
-        }
-        self.publish(pos);
-        Ok(())
     }
 
     /// Publishes `tail` and wakes a consumer that sleeps.
@@ -641,13 +605,11 @@ impl Producer {
     /// Fills the slots from `pos` to the end of the ring with a PAD record if a record of `n` slots
     /// would not fit before it; returns where the record goes.
     fn pad(&self, pos: u64, n: u64) -> u64 {
-        let cap = self.shared.cap();
-        let idx = pos % cap;
-        if idx + n <= cap {
-            return pos;
+        let at = place(pos, n, self.shared.cap());
+        if at != pos {
+            self.write_record(pos, 0, PAD, (at - pos) as u16, &[]);
         }
-        self.write_record(pos, 0, PAD, (cap - idx) as u16, &[]);
-        pos + (cap - idx)
+        at
     }
 
     fn write_record(&self, pos: u64, len: u32, flags: u16, n: u16, body: &[u8]) {

@@ -2,22 +2,21 @@
 //! miss is counted), so that one slow peer never holds up the others.
 
 use super::{PipeId, Pipes};
-use crate::pipe::Parts;
+use crate::pipe::{Parts, PipeEnd};
 
 /// Sends `msg` to each pipe in `targets`; returns how many pipes dropped it because they were full.
 /// The body is shared between the copies, never duplicated. With more than one pipe, small messages
 /// go through the queues (see `PipeEnd::try_send_copy`).
 pub(crate) fn send(pipes: &Pipes, targets: impl Iterator<Item = PipeId>, msg: &Parts) -> u64 {
     let mut dropped = 0;
-    let fan_out = pipes.len() > 1;
+    let send = if pipes.len() > 1 {
+        PipeEnd::try_send_copy
+    } else {
+        PipeEnd::try_send
+    };
     for id in targets {
         if let Some(pipe) = pipes.get(id) {
-            let sent = if fan_out {
-                pipe.try_send_copy(msg.clone())
-            } else {
-                pipe.try_send(msg.clone())
-            };
-            if sent.is_err() {
+            if send(pipe, msg.clone()).is_err() {
                 dropped += 1;
             }
         }
