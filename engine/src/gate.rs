@@ -471,13 +471,7 @@ impl DirectReader {
                 revents: 0,
             },
         ];
-        let timeout = deadline.map_or(-1, |d| {
-            let left = d.saturating_duration_since(Instant::now());
-            // Rounded up, so that a wait never ends before its deadline.
-            i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
-        });
-        // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+        let n = crate::waker::poll_until(&mut fds, deadline);
         if n > 0 && fds[1].revents != 0 {
             wake.drain();
         }

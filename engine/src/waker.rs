@@ -3,9 +3,10 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crossbeam_queue::SegQueue;
 
@@ -51,6 +52,64 @@ impl EventFd {
     pub fn drain(&self) {
         let mut buf = [0u8; 8];
         let _ = (&self.0).read(&mut buf);
+    }
+
+    /// An eventfd received from another process. The descriptor is untrusted: it must be an eventfd
+    /// (anything else could block or misbehave when written); it is made non-blocking.
+    pub fn from_peer(fd: OwnedFd) -> std::io::Result<EventFd> {
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+        if link.as_os_str() != "anon_inode:[eventfd]" {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("expected an eventfd, got {}", link.display()),
+            ));
+        }
+        // SAFETY: F_SETFL takes an integer argument; the result is checked.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(EventFd(File::from(fd)))
+    }
+
+    /// Waits until one of `fds` is readable or `deadline` passes; drains those found readable and
+    /// says whether any was.
+    pub fn wait_any(fds: &[&EventFd], deadline: Option<Instant>) -> bool {
+        let mut polled: Vec<libc::pollfd> = fds
+            .iter()
+            .map(|fd| libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let n = poll_until(&mut polled, deadline);
+        if n <= 0 {
+            return false;
+        }
+        for (fd, p) in fds.iter().zip(&polled) {
+            if p.revents != 0 {
+                fd.drain();
+            }
+        }
+        true
+    }
+}
+
+/// poll(2) on `fds` until one is ready or `deadline` passes (`None`: no limit); poll's result.
+pub(crate) fn poll_until(fds: &mut [libc::pollfd], deadline: Option<Instant>) -> i32 {
+    let timeout = deadline.map_or(-1, |d| {
+        let left = d.saturating_duration_since(Instant::now());
+        // Rounded up, so that a wait never ends before its deadline.
+        i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
+    });
+    let n = libc::nfds_t::try_from(fds.len()).unwrap_or(libc::nfds_t::MAX);
+    // SAFETY: `fds` is a valid, writable array of `n` pollfd for the duration of the call.
+    unsafe { libc::poll(fds.as_mut_ptr(), n, timeout) }
+}
+
+impl AsFd for EventFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
     }
 }
 

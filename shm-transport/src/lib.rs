@@ -13,6 +13,8 @@
 //! assert_eq!(&frames[1][..], b"payload");
 //! ```
 
+#[cfg(not(loom))]
+pub mod link;
 pub mod region;
 pub mod ring;
 mod sync;

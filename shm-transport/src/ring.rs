@@ -154,7 +154,12 @@ struct Shared {
     slots: *mut u8,
     slab: *mut u8,
     cfg: Config,
+    /// Wakes the other side instead of the futex (see [`Producer::set_waker`]).
+    waker: std::sync::OnceLock<Waker>,
 }
+
+/// Wakes the other side of a ring by other means than the futex.
+type Waker = Box<dyn Fn() + Send + Sync>;
 
 // SAFETY: the pointers point into `region`, which the struct keeps alive and which is Send + Sync;
 // every access through them follows the ring protocol (atomics, or bytes with one writer at a time).
@@ -208,7 +213,16 @@ impl Shared {
             slots,
             slab,
             cfg,
+            waker: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Wakes whoever sleeps on `word`: the waker if one is set, else the futex.
+    fn wake(&self, word: &AtomicU32) {
+        match self.waker.get() {
+            Some(w) => w(),
+            None => wake(word),
+        }
     }
 
     fn ctl(&self) -> &Control {
@@ -251,8 +265,8 @@ impl Shared {
         c.closed.0.fetch_or(bit, Ordering::SeqCst);
         c.reader_wait.0.store(0, Ordering::SeqCst);
         c.writer_wait.0.store(0, Ordering::SeqCst);
-        wake(&c.reader_wait.0);
-        wake(&c.writer_wait.0);
+        self.wake(&c.reader_wait.0);
+        self.wake(&c.writer_wait.0);
     }
 
     fn closed(&self) -> u32 {
@@ -260,13 +274,21 @@ impl Shared {
     }
 
     /// After a publication: wakes the other side if it sleeps (or is about to) on `word`.
-    fn wake_if_waiting(word: &AtomicU32) {
-        // SYNC POINT: pairs with the fence in `sleep`: either the sleeper's second look sees what
-        // we published, or we see its word.
+    fn wake_if_waiting(&self, word: &AtomicU32) {
+        // SYNC POINT: pairs with the fence in `sleep` (and in `arm`): either the sleeper's second
+        // look sees what we published, or we see its word.
         fence(Ordering::SeqCst);
         if word.load(Ordering::Relaxed) != 0 && word.swap(0, Ordering::SeqCst) != 0 {
-            wake(word);
+            self.wake(word);
         }
+    }
+
+    /// Announces a wait on `word` by a thread that sleeps elsewhere (woken through a waker); the
+    /// caller then looks at its condition once more before it sleeps.
+    fn arm(&self, word: &AtomicU32) {
+        word.store(1, Ordering::Relaxed);
+        // SYNC POINT: pairs with the fence in `wake_if_waiting`, as in `sleep`.
+        fence(Ordering::SeqCst);
     }
 }
 
@@ -556,7 +578,7 @@ impl Producer {
         self.tail = pos;
         let c = self.shared.ctl();
         c.tail.0.store(pos, Ordering::Release);
-        Shared::wake_if_waiting(&c.reader_wait.0);
+        self.shared.wake_if_waiting(&c.reader_wait.0);
         // Where we run, for a reader deciding whether to spin: looked at every few sends (threads
         // seldom move), written only when it changed.
         self.sends = self.sends.wrapping_add(1);
@@ -664,6 +686,41 @@ impl Producer {
             self.ret_head += 1;
         }
         Ok(())
+    }
+
+    /// Whether a small message would fit now (looks at the consumer's `head` again).
+    pub fn writable(&mut self) -> Result<bool, Error> {
+        if self.shared.closed() & CONSUMER_CLOSED != 0 {
+            return Ok(true);
+        }
+        if self.tail - self.head < self.shared.cap() {
+            return Ok(true);
+        }
+        self.read_head()?;
+        Ok(self.tail - self.head < self.shared.cap())
+    }
+
+    /// Makes the consumer call `waker` instead of a futex wake when this producer waits for room
+    /// (and the close wake the same way): for a producer that waits in poll(2) beside other things
+    /// rather than in [`Producer::send`]. Set once, before use; see [`Producer::arm`].
+    pub fn set_waker(&self, waker: impl Fn() + Send + Sync + 'static) {
+        let _ = self.shared.waker.set(Box::new(waker));
+    }
+
+    /// Before waiting elsewhere for room after a refused [`Producer::try_send`]: asks the consumer
+    /// to wake us (through its waker) when it gives space back. Returns whether space came back
+    /// already (or the ring closed): then do not wait. Call [`Producer::disarm`] after the wait.
+    pub fn arm(&self) -> bool {
+        let c = self.shared.ctl();
+        self.shared.arm(&c.writer_wait.0);
+        c.head.0.load(Ordering::Acquire) != self.head
+            || c.ret_tail.0.load(Ordering::Acquire) != self.ret_head
+            || self.shared.closed() & CONSUMER_CLOSED != 0
+    }
+
+    /// Ends a wait announced by [`Producer::arm`].
+    pub fn disarm(&self) {
+        self.shared.ctl().writer_wait.0.store(0, Ordering::Relaxed);
     }
 
     /// Says the producer is done: the consumer gets [`Error::Closed`] once it has read everything.
@@ -882,6 +939,38 @@ impl Consumer {
         )
     }
 
+    /// Whether a message is there (not counting the close): a cheap look, for pollers.
+    pub fn has_message(&self) -> bool {
+        self.head != self.tail || self.shared.ctl().tail.0.load(Ordering::Acquire) != self.head
+    }
+
+    /// Whether the producer has closed its end (messages may still be there to read).
+    pub fn peer_closed(&self) -> bool {
+        self.shared.closed() & PRODUCER_CLOSED != 0
+    }
+
+    /// Makes the producer call `waker` instead of a futex wake when this consumer waits (and the
+    /// close wake the same way): for a consumer that waits in poll(2) beside other things rather
+    /// than in [`Consumer::wait`]. Set once, before use; see [`Consumer::arm`].
+    pub fn set_waker(&self, waker: impl Fn() + Send + Sync + 'static) {
+        let _ = self.shared.waker.set(Box::new(waker));
+    }
+
+    /// Before waiting elsewhere for a message: asks the producer to wake us (through its waker) when
+    /// it publishes one. Returns whether one is there already (or the ring closed): then do not
+    /// wait. Call [`Consumer::disarm`] after the wait.
+    pub fn arm(&mut self) -> bool {
+        // Room made so far goes back first: the producer may be waiting for it.
+        self.publish();
+        self.shared.arm(&self.shared.ctl().reader_wait.0);
+        self.readable()
+    }
+
+    /// Ends a wait announced by [`Consumer::arm`].
+    pub fn disarm(&self) {
+        self.shared.ctl().reader_wait.0.store(0, Ordering::Relaxed);
+    }
+
     /// Whether a message may be there (a cheap look, for pollers).
     pub fn readable(&self) -> bool {
         self.head != self.tail
@@ -911,7 +1000,7 @@ impl Consumer {
         self.published = self.head;
         let c = self.shared.ctl();
         c.head.0.store(self.head, Ordering::Release);
-        Shared::wake_if_waiting(&c.writer_wait.0);
+        self.shared.wake_if_waiting(&c.writer_wait.0);
     }
 
     /// A handle that closes the ring from anywhere, waking both ends.
@@ -961,7 +1050,8 @@ impl Returns {
             *tail += 1;
             self.shared.ctl().ret_tail.0.store(*tail, Ordering::Release);
         }
-        Shared::wake_if_waiting(&self.shared.ctl().writer_wait.0);
+        self.shared
+            .wake_if_waiting(&self.shared.ctl().writer_wait.0);
     }
 }
 

@@ -31,12 +31,6 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// The transport of the endpoint is not available in this build yet.
-    #[error("transport of {endpoint:?} is not available yet")]
-    TransportUnavailable {
-        /// The endpoint given.
-        endpoint: String,
-    },
     /// Something is already bound to this address (`EADDRINUSE`).
     #[error("address already in use: {endpoint}")]
     AddressInUse {

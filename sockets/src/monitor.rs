@@ -18,6 +18,9 @@ pub enum DisconnectReason {
     Protocol(zring_zmtp::Error),
     /// The socket refused the peer after the handshake (a second PAIR peer, a ROUTER id in use).
     Refused,
+    /// `shm://`: the peer broke the rules of the rendezvous or of the shared rings (a bad greeting,
+    /// a memfd that is not sealed, an index or a length out of bounds).
+    SharedMemory(String),
 }
 
 /// Something that happened to one of the socket's network connections.

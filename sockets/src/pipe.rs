@@ -17,6 +17,7 @@ use crossbeam_queue::{ArrayQueue, SegQueue};
 use crossbeam_utils::sync::{Parker, Unparker};
 
 use crate::msg::Msg;
+use crate::transport::shm::ShmEnd;
 use crate::SocketType;
 
 /// A message of at least this many octets goes the direct way whenever the way is open.
@@ -130,7 +131,7 @@ pub(crate) struct Signal {
     /// Set (Release) after mail is added, read (Acquire) before taking it.
     has_mail: AtomicBool,
     /// A poller waiting on this socket among others: woken like the owner while `watched` is set.
-    watcher: Mutex<Option<Unparker>>,
+    watcher: Mutex<Option<Arc<zring_engine::EventFd>>>,
     /// Whether `watcher` is set; read after the same fence as `parked`.
     watched: AtomicBool,
 }
@@ -204,14 +205,22 @@ impl Signal {
         }
         if self.watched.load(Ordering::Relaxed) {
             if let Some(w) = &*self.watcher.lock().unwrap_or_else(PoisonError::into_inner) {
-                w.unpark();
+                w.wake();
             }
         }
     }
 
+    /// The eventfd that wakes the owner while it waits in poll(2), made on first use (`None` if the
+    /// system refused one). Peers in other processes write it too (`shm://`).
+    pub(crate) fn eventfd(&self) -> Option<&zring_engine::EventFd> {
+        self.eventfd
+            .get_or_init(|| zring_engine::EventFd::new().ok())
+            .as_ref()
+    }
+
     /// Lets a poller's thread be woken by this signal (`None`: stop). The poller re-checks its
     /// sockets after setting it, as an owner does after `Waiter::prepare`.
-    pub(crate) fn watch(&self, watcher: Option<Unparker>) {
+    pub(crate) fn watch(&self, watcher: Option<Arc<zring_engine::EventFd>>) {
         let on = watcher.is_some();
         *self.watcher.lock().unwrap_or_else(PoisonError::into_inner) = watcher;
         self.watched.store(on, Ordering::Relaxed);
@@ -261,10 +270,7 @@ impl Waiter {
 
     /// The eventfd that interrupts a poll(2) wait (see [`Waiter::prepare_poll`]), made on first use.
     pub(crate) fn eventfd(&self) -> Option<&zring_engine::EventFd> {
-        self.signal
-            .eventfd
-            .get_or_init(|| zring_engine::EventFd::new().ok())
-            .as_ref()
+        self.signal.eventfd()
     }
 
     /// As [`Waiter::prepare`], for a wait in poll(2) that [`Waiter::eventfd`] interrupts. `None` if
@@ -414,10 +420,23 @@ pub(crate) struct PeerMeta {
 
 /// One end of a pipe.
 pub(crate) struct PipeEnd {
-    shared: Arc<Shared>,
-    side: usize,
+    way: Way,
     /// The other end's socket type and routing id.
     pub(crate) peer: PeerMeta,
+}
+
+/// What carries a pipe's messages.
+enum Way {
+    /// Queues in this process (inproc, or a session on an I/O thread).
+    Local(Local),
+    /// Two rings in memory shared with another process (`shm://`).
+    Shm(Box<ShmEnd>),
+}
+
+/// One end of a pipe within this process.
+struct Local {
+    shared: Arc<Shared>,
+    side: usize,
 }
 
 /// The bounds of a new pipe, per direction.
@@ -455,24 +474,147 @@ impl PipeEnd {
         });
         (
             PipeEnd {
-                shared: shared.clone(),
-                side: 0,
+                way: Way::Local(Local {
+                    shared: shared.clone(),
+                    side: 0,
+                }),
                 peer: b.1,
             },
             PipeEnd {
-                shared,
-                side: 1,
+                way: Way::Local(Local { shared, side: 1 }),
                 peer: a.1,
             },
         )
     }
 
+    /// The end of a pipe to a peer in another process, over shared memory.
+    pub(crate) fn shm(end: ShmEnd, peer: PeerMeta) -> PipeEnd {
+        PipeEnd {
+            way: Way::Shm(Box::new(end)),
+            peer,
+        }
+    }
+
+    /// Sets the signal of this end's owner, if it was not known when the pipe was made.
+    pub(crate) fn attach_signal(&self, signal: Arc<Signal>) {
+        if let Way::Local(l) = &self.way {
+            l.attach_signal(signal);
+        }
+    }
+
+    /// Offers the peer its stream's gate (`None`: withdraws it): for direct reads, and for direct
+    /// sends if `writes`.
+    pub(crate) fn offer_gate(&self, gate: Option<Arc<zring_engine::Gate>>, writes: bool) {
+        if let Way::Local(l) = &self.way {
+            l.offer_gate(gate, writes);
+        }
+    }
+
+    /// The gate of the stream behind this pipe, if it is a network stream that is up.
+    pub(crate) fn gate(&self) -> Option<Arc<zring_engine::Gate>> {
+        match &self.way {
+            Way::Local(l) => l.gate(),
+            Way::Shm(_) => None,
+        }
+    }
+
+    /// Queues a message for the peer, or gives it back if the queue is at its high-water mark (the
+    /// peer then wakes us when it makes room). Over a network stream whose I/O thread is idle, the
+    /// message is written to the stream at once instead.
+    pub(crate) fn try_send(&self, msg: Parts) -> Result<(), Parts> {
+        match &self.way {
+            Way::Local(l) => l.send_via(msg, true),
+            Way::Shm(s) => s.try_send(msg),
+        }
+    }
+
+    /// [`PipeEnd::try_send`] for one of several copies of a message (PUB fan-out): a small one always
+    /// goes through the queue. Written directly, each copy would cost the sender a system call, and
+    /// the time those take makes the next message look isolated again (measured: 8 subscribers
+    /// served at 0.04 x libzmq's rate); queued, the I/O thread writes each stream in batches.
+    pub(crate) fn try_send_copy(&self, msg: Parts) -> Result<(), Parts> {
+        match &self.way {
+            Way::Local(l) => l.send_via(msg, false),
+            Way::Shm(s) => s.try_send(msg),
+        }
+    }
+
+    /// Whether a message can be queued now.
+    pub(crate) fn writable(&self) -> bool {
+        match &self.way {
+            Way::Local(l) => l.writable(),
+            Way::Shm(s) => s.writable(),
+        }
+    }
+
+    /// Takes the next message from the peer, waking the peer if it waits for room.
+    pub(crate) fn try_recv(&self) -> Option<Parts> {
+        match &self.way {
+            Way::Local(l) => l.try_recv(),
+            Way::Shm(s) => s.try_recv(),
+        }
+    }
+
+    /// Whether a message from the peer is waiting.
+    pub(crate) fn readable(&self) -> bool {
+        match &self.way {
+            Way::Local(l) => l.readable(),
+            Way::Shm(s) => s.readable(),
+        }
+    }
+
+    /// Whether the peer closed its end (it sends nothing more).
+    pub(crate) fn peer_closed(&self) -> bool {
+        match &self.way {
+            Way::Local(l) => l.peer_closed(),
+            Way::Shm(s) => s.peer_closed(),
+        }
+    }
+
+    /// Whether the peer closed and everything it sent has been read: the pipe can be dropped.
+    pub(crate) fn finished(&self) -> bool {
+        self.peer_closed() && !self.readable()
+    }
+
+    /// Whether the peer is in another process, reached over shared memory.
+    pub(crate) fn is_shm(&self) -> bool {
+        matches!(self.way, Way::Shm(_))
+    }
+
+    /// Before the owner waits elsewhere (in poll(2) on its eventfd): asks a peer in another process
+    /// to wake it when a message comes (`recv`) or when room is made (otherwise). Returns whether
+    /// that already happened: then do not wait. Pipes within this process wake through the signal
+    /// and need nothing.
+    pub(crate) fn arm(&self, recv: bool) -> bool {
+        match &self.way {
+            Way::Local(_) => false,
+            Way::Shm(s) => s.arm(recv),
+        }
+    }
+
+    /// Ends a wait announced by [`PipeEnd::arm`].
+    pub(crate) fn disarm(&self) {
+        if let Way::Shm(s) = &self.way {
+            s.disarm();
+        }
+    }
+
+    /// Closes our end: the peer reads what we queued, then sees the pipe finished.
+    pub(crate) fn close(&self) {
+        match &self.way {
+            Way::Local(l) => l.close(),
+            Way::Shm(s) => s.close(),
+        }
+    }
+}
+
+impl Local {
     fn other(&self) -> usize {
         1 - self.side
     }
 
     /// Sets the signal of this end's owner, if it was not known when the pipe was made.
-    pub(crate) fn attach_signal(&self, signal: Arc<Signal>) {
+    fn attach_signal(&self, signal: Arc<Signal>) {
         let _ = self.shared.signals[self.side].set(signal);
         // What the peer queued before we were attached is waiting: make sure we look.
         if let Some(s) = self.shared.signals[self.side].get() {
@@ -496,7 +638,7 @@ impl PipeEnd {
 
     /// Offers the peer its stream's gate (`None`: withdraws it): for direct reads, and for direct
     /// sends if `writes`.
-    pub(crate) fn offer_gate(&self, gate: Option<Arc<zring_engine::Gate>>, writes: bool) {
+    fn offer_gate(&self, gate: Option<Arc<zring_engine::Gate>>, writes: bool) {
         let other = self.other();
         let on = gate.is_some() && writes;
         *self.shared.gates[other]
@@ -506,7 +648,7 @@ impl PipeEnd {
     }
 
     /// The gate of the stream behind this pipe, if it is a network stream that is up.
-    pub(crate) fn gate(&self) -> Option<Arc<zring_engine::Gate>> {
+    fn gate(&self) -> Option<Arc<zring_engine::Gate>> {
         self.shared.gates[self.side]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -545,21 +687,6 @@ impl PipeEnd {
         }
     }
 
-    /// Queues a message for the peer, or gives it back if the queue is at its high-water mark (the
-    /// peer then wakes us when it makes room). Over a network stream whose I/O thread is idle, the
-    /// message is written to the stream at once instead.
-    pub(crate) fn try_send(&self, msg: Parts) -> Result<(), Parts> {
-        self.send_via(msg, true)
-    }
-
-    /// [`PipeEnd::try_send`] for one of several copies of a message (PUB fan-out): a small one always
-    /// goes through the queue. Written directly, each copy would cost the sender a system call, and
-    /// the time those take makes the next message look isolated again (measured: 8 subscribers
-    /// served at 0.04 x libzmq's rate); queued, the I/O thread writes each stream in batches.
-    pub(crate) fn try_send_copy(&self, msg: Parts) -> Result<(), Parts> {
-        self.send_via(msg, false)
-    }
-
     fn send_via(&self, msg: Parts, small_direct: bool) -> Result<(), Parts> {
         if self.try_direct(&msg, small_direct) {
             return Ok(());
@@ -580,12 +707,12 @@ impl PipeEnd {
     }
 
     /// Whether a message can be queued now.
-    pub(crate) fn writable(&self) -> bool {
+    fn writable(&self) -> bool {
         !self.out().is_full() && !self.peer_closed()
     }
 
     /// Takes the next message from the peer, waking the peer if it waits for room.
-    pub(crate) fn try_recv(&self) -> Option<Parts> {
+    fn try_recv(&self) -> Option<Parts> {
         let msg = self.inq().pop()?;
         // SYNC POINT: pairs with the fence in `try_send` (see `Shared::want_room`).
         fence(Ordering::SeqCst);
@@ -597,22 +724,17 @@ impl PipeEnd {
     }
 
     /// Whether a message from the peer is waiting.
-    pub(crate) fn readable(&self) -> bool {
+    fn readable(&self) -> bool {
         !self.inq().is_empty()
     }
 
     /// Whether the peer closed its end (it sends nothing more).
-    pub(crate) fn peer_closed(&self) -> bool {
+    fn peer_closed(&self) -> bool {
         self.shared.closed[self.other()].load(Ordering::Acquire)
     }
 
-    /// Whether the peer closed and everything it sent has been read: the pipe can be dropped.
-    pub(crate) fn finished(&self) -> bool {
-        self.peer_closed() && self.inq().is_empty()
-    }
-
     /// Closes our end: the peer reads what we queued, then sees the pipe finished.
-    pub(crate) fn close(&self) {
+    fn close(&self) {
         self.shared.closed[self.side].store(true, Ordering::Release);
         self.notify_peer();
     }

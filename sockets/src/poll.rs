@@ -3,7 +3,7 @@
 use std::ops::BitOr;
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::sync::Parker;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::socket::Socket;
@@ -93,36 +93,64 @@ impl<'a> PollItem<'a> {
 /// Returns how many items have events; [`PollItem::events`] says which.
 pub fn poll(items: &mut [PollItem<'_>], timeout: Option<Duration>) -> Result<usize> {
     let deadline = timeout.map(|t| Instant::now() + t);
-    let parker = Parker::new();
     let ready =
         |items: &mut [PollItem<'_>]| items.iter_mut().map(PollItem::check).filter(|&r| r).count();
+    let n = ready(items);
+    if n > 0 || timeout == Some(Duration::ZERO) {
+        return Ok(n);
+    }
+    let wake = poller_eventfd()?;
     loop {
-        let n = ready(items);
-        if n > 0 || timeout == Some(Duration::ZERO) {
-            return Ok(n);
-        }
         for item in items.iter_mut() {
             // The I/O threads read while we wait here.
             item.socket.release_direct();
-            item.socket.signal().watch(Some(parker.unparker().clone()));
+            item.socket.signal().watch(Some(wake.clone()));
+        }
+        // Peers in other processes (shm) write the sockets' own eventfds: wait on those too.
+        let mut armed = false;
+        for item in items.iter_mut() {
+            armed |= item.socket.arm_shm(
+                item.wanted.contains(Events::READABLE),
+                item.wanted.contains(Events::WRITABLE),
+            );
         }
         let n = ready(items);
-        if n == 0 && deadline.is_none_or(|d| Instant::now() < d) {
-            match deadline {
-                Some(d) => parker.park_deadline(d),
-                None => parker.park(),
-            }
+        if n == 0 && !armed && deadline.is_none_or(|d| Instant::now() < d) {
+            let mut fds = vec![&*wake];
+            fds.extend(
+                items
+                    .iter()
+                    .filter(|i| i.socket.has_shm())
+                    .filter_map(|i| i.socket.signal().eventfd()),
+            );
+            zring_engine::EventFd::wait_any(&fds, deadline);
         }
         for item in items.iter() {
             item.socket.signal().watch(None);
+            item.socket.disarm_shm();
         }
         if n > 0 {
             return Ok(n);
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(ready(items));
+        let n = ready(items);
+        if n > 0 || deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(n);
         }
     }
+}
+
+/// The eventfd this thread's polls wait on, made once per thread.
+fn poller_eventfd() -> Result<Arc<zring_engine::EventFd>> {
+    thread_local! {
+        static WAKE: std::cell::OnceCell<Arc<zring_engine::EventFd>> = const { std::cell::OnceCell::new() };
+    }
+    WAKE.with(|cell| {
+        if let Some(w) = cell.get() {
+            return Ok(w.clone());
+        }
+        let w = Arc::new(zring_engine::EventFd::new()?);
+        Ok(cell.get_or_init(|| w).clone())
+    })
 }
 
 /// Moves one whole message from `from` to `to`.

@@ -19,7 +19,7 @@ use crate::pattern::{self, Drops, Pattern, SendError};
 use crate::pipe::{Capacity, Command, Parts, PeerMeta, PipeEnd, Waiter};
 use crate::route::{PipeId, Pipes};
 use crate::transport::session::SocketLink;
-use crate::transport::{ipc, tcp};
+use crate::transport::{ipc, shm, tcp};
 use crate::SocketType;
 
 /// A ZeroMQ socket. `Send` (move it to the thread that uses it), not `Sync`, as in libzmq.
@@ -46,6 +46,10 @@ pub struct Socket {
     listeners: Vec<zring_engine::ListenerId>,
     /// ipc socket files this socket created, removed when it is dropped.
     ipc_files: Vec<std::path::PathBuf>,
+    /// shm endpoints this socket bound (each stops listening when dropped).
+    shm_listeners: Vec<shm::Listener>,
+    /// Frames too large for an shm ring, dropped.
+    shm_too_large: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Where its connections' events go.
     monitor: crate::monitor::SharedHub,
     last_endpoint: Option<String>,
@@ -93,6 +97,8 @@ impl Socket {
             bound: Vec::new(),
             listeners: Vec::new(),
             ipc_files: Vec::new(),
+            shm_listeners: Vec::new(),
+            shm_too_large: std::sync::Arc::default(),
             monitor: crate::monitor::SharedHub::default(),
             last_endpoint: None,
             direct: None,
@@ -126,7 +132,20 @@ impl Socket {
     /// Messages dropped by the pattern's mute action (PUB at a subscriber's high-water mark, ROUTER to
     /// an unknown peer): counted, never silent.
     pub fn drops(&self) -> Drops {
-        self.pattern.drops()
+        Drops {
+            too_large: self
+                .shm_too_large
+                .load(std::sync::atomic::Ordering::Relaxed),
+            ..self.pattern.drops()
+        }
+    }
+
+    fn shm_link(&self) -> shm::ShmLink {
+        shm::ShmLink {
+            link: self.link(),
+            too_large: self.shm_too_large.clone(),
+            reconnect: self.reconnect(),
+        }
     }
 
     fn party(&self) -> Party {
@@ -209,9 +228,12 @@ impl Socket {
                 self.last_endpoint = Some(endpoint.to_string());
                 Ok(())
             }
-            _ => Err(Error::TransportUnavailable {
-                endpoint: endpoint.to_string(),
-            }),
+            Endpoint::Shm(name) => {
+                let listener = shm::bind(endpoint, &name, self.shm_link())?;
+                self.shm_listeners.push(listener);
+                self.last_endpoint = Some(endpoint.to_string());
+                Ok(())
+            }
         }
     }
 
@@ -249,9 +271,14 @@ impl Socket {
                 self.last_endpoint = Some(endpoint.to_string());
                 Ok(())
             }
-            _ => Err(Error::TransportUnavailable {
-                endpoint: endpoint.to_string(),
-            }),
+            Endpoint::Shm(name) => {
+                let early = self.socket_type != SocketType::Router && !self.options.immediate;
+                if let Some(pipe) = shm::connect(&name, self.shm_link(), early)? {
+                    self.attach(pipe);
+                }
+                self.last_endpoint = Some(endpoint.to_string());
+                Ok(())
+            }
         }
     }
 
@@ -369,19 +396,35 @@ impl Socket {
             if let Some(t) = self.spin(&mut attempt)? {
                 return Ok(t);
             }
-            let poll = recv && self.direct.is_some() && self.waiter.prepare_poll().is_some();
+            // A peer in another process (shm) can only reach us through the eventfd.
+            let shm = self.has_shm();
+            let poll =
+                (shm || (recv && self.direct.is_some())) && self.waiter.prepare_poll().is_some();
             if !poll {
                 self.waiter.prepare();
             }
             self.process_mail();
+            if !poll && self.has_shm() {
+                // A peer in another process just came: wait again, the way it can wake us.
+                self.waiter.cancel();
+                continue;
+            }
+            let armed = shm && self.arm_shm(recv, !recv);
             match attempt(self) {
-                Ok(None) => {}
+                Ok(None) if !armed => {}
+                Ok(None) => {
+                    self.disarm_shm();
+                    self.waiter.cancel();
+                    continue;
+                }
                 other => {
+                    self.disarm_shm();
                     self.waiter.cancel();
                     return other.and_then(|t| t.ok_or(Error::WouldBlock));
                 }
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
+                self.disarm_shm();
                 self.waiter.cancel();
                 return Err(Error::WouldBlock);
             }
@@ -397,7 +440,42 @@ impl Socket {
                         step => readable = step == Step::Readable,
                     }
                 }
+                (Some(wake), None) => {
+                    zring_engine::EventFd::wait_any(&[wake], deadline);
+                    self.waiter.cancel();
+                }
                 _ => self.waiter.park(deadline),
+            }
+            self.disarm_shm();
+        }
+    }
+
+    /// Whether a peer is in another process, over shared memory.
+    pub(crate) fn has_shm(&self) -> bool {
+        self.pipes
+            .ids()
+            .any(|id| self.pipes.get(id).is_some_and(PipeEnd::is_shm))
+    }
+
+    /// Before waiting on the socket's eventfd: asks the shm peers to write it when a message comes
+    /// (`recv`) or room is made (`send`). Returns whether that already happened (do not wait then).
+    pub(crate) fn arm_shm(&mut self, recv: bool, send: bool) -> bool {
+        // Pipes that came meanwhile are armed too.
+        self.process_mail();
+        let mut ready = false;
+        for id in self.pipes.ids() {
+            if let Some(p) = self.pipes.get(id).filter(|p| p.is_shm()) {
+                ready |= (recv && p.arm(true)) | (send && p.arm(false));
+            }
+        }
+        ready
+    }
+
+    /// Ends the wait announced by [`Socket::arm_shm`].
+    pub(crate) fn disarm_shm(&self) {
+        for id in self.pipes.ids() {
+            if let Some(p) = self.pipes.get(id) {
+                p.disarm();
             }
         }
     }
@@ -435,8 +513,9 @@ impl Socket {
         let Some(bound) = self.ctx.spin() else {
             return Ok(None);
         };
-        let until = Instant::now() + bound;
-        while Instant::now() < until {
+        // A bound too large to add is "spin until done" (busy polling on a dedicated core).
+        let until = Instant::now().checked_add(bound);
+        while until.is_none_or(|u| Instant::now() < u) {
             for _ in 0..64 {
                 std::hint::spin_loop();
             }
@@ -696,6 +775,7 @@ impl Drop for Socket {
         for file in self.ipc_files.drain(..) {
             let _ = std::fs::remove_file(file);
         }
+        self.shm_listeners.clear();
         self.direct = None;
         let linger_until = self.options.linger.map(|d| Instant::now() + d);
         self.waiter.signal.close(linger_until);

@@ -66,12 +66,19 @@ fn a_broker_proxy_connects_clients_to_workers(net: &Net) {
     let (mut control, ep_control) = net.bound(SocketType::Pair);
     let mut stop = net.connected(SocketType::Pair, &ep_control);
     wait_peers(&mut control, 1);
+    let reps: Vec<_> = (0..2)
+        .map(|_| net.connected(SocketType::Rep, &ep_back))
+        .collect();
+    // Each worker answers two jobs: both must be there before the first job is dealt, or the
+    // first would get three (a DEALER deals only to the peers it has).
+    wait_peers(&mut backend, 2);
     let broker = std::thread::spawn(move || {
         proxy_steerable(&mut frontend, &mut backend, &mut control).unwrap();
     });
-    let workers: Vec<_> = (0..2)
-        .map(|w| {
-            let mut rep = net.connected(SocketType::Rep, &ep_back);
+    let workers: Vec<_> = reps
+        .into_iter()
+        .enumerate()
+        .map(|(w, mut rep)| {
             std::thread::spawn(move || {
                 for _ in 0..2 {
                     let q = rep.recv_string().unwrap();

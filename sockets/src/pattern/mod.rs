@@ -29,6 +29,8 @@ pub struct Drops {
     pub hwm: u64,
     /// Messages a ROUTER dropped for an unknown routing id (or a full peer) without `ROUTER_MANDATORY`.
     pub unroutable: u64,
+    /// Frames larger than an `shm://` ring can carry (16 MiB), dropped.
+    pub too_large: u64,
 }
 
 /// What every pattern does. Sends and receives move whole messages.

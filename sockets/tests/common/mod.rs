@@ -15,6 +15,7 @@ pub(crate) enum Transport {
     Inproc,
     Tcp,
     Ipc,
+    Shm,
 }
 
 static NEXT_NAME: AtomicUsize = AtomicUsize::new(0);
@@ -56,6 +57,12 @@ impl Net {
             }
             Transport::Ipc => {
                 let ep = format!("ipc://{}", ipc_path().display());
+                s.bind(&ep).unwrap();
+                ep
+            }
+            Transport::Shm => {
+                let n = NEXT_NAME.fetch_add(1, Ordering::Relaxed);
+                let ep = format!("shm://test-{}-{n}", std::process::id());
                 s.bind(&ep).unwrap();
                 ep
             }
@@ -130,6 +137,9 @@ macro_rules! for_transports {
         }
         mod ipc {
             $(#[test] fn $name() { super::$name(&$crate::common::Net::new($crate::common::Transport::Ipc)); })*
+        }
+        mod shm {
+            $(#[test] fn $name() { super::$name(&$crate::common::Net::new($crate::common::Transport::Shm)); })*
         }
     };
 }
