@@ -33,6 +33,9 @@ pub(crate) enum Transport {
     Tcp,
     Ipc,
     Inproc,
+    /// zring's shm:// (two processes); libzmq has none, so its column and the bare limit are ipc
+    /// (the Unix socket): what a user of libzmq would use between two processes.
+    Shm,
 }
 
 /// Where the client and server sides run.
@@ -201,6 +204,7 @@ fn endpoint(transport: Transport, tag: &str) -> String {
             format!("ipc://{}", path.display())
         }
         Transport::Inproc => format!("inproc://bench-{tag}"),
+        Transport::Shm => format!("shm://bench-{tag}-{}", std::process::id()),
     }
 }
 
@@ -564,6 +568,11 @@ impl Server {
         (size, count, subs): (usize, usize, usize),
         core: Option<usize>,
     ) -> Result<(Server, String), String> {
+        // libzmq and the bare limit have no shm: they run over the Unix socket.
+        let transport = match (transport, imp) {
+            (Transport::Shm, Imp::Libzmq | Imp::Bare) => Transport::Ipc,
+            (t, _) => t,
+        };
         let ep = endpoint(transport, &format!("{imp:?}"));
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut child = Command::new(exe)

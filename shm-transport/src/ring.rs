@@ -944,6 +944,14 @@ impl Consumer {
         self.head != self.tail || self.shared.ctl().tail.0.load(Ordering::Acquire) != self.head
     }
 
+    /// Whether spinning for the next message can pay: the producer last ran on another CPU than
+    /// ours (or we cannot tell). On our own CPU it cannot run while we spin.
+    pub fn spin_worthwhile(&self) -> bool {
+        let me = current_cpu();
+        let peer = self.shared.ctl().cpus.0[0].load(Ordering::Relaxed);
+        me == 0 || peer == 0 || peer != me
+    }
+
     /// Whether the producer has closed its end (messages may still be there to read).
     pub fn peer_closed(&self) -> bool {
         self.shared.closed() & PRODUCER_CLOSED != 0

@@ -592,6 +592,15 @@ impl PipeEnd {
         }
     }
 
+    /// Whether a short spin may catch the peer's next message: a peer in another process that last
+    /// ran on another CPU. Never for pipes within this process (they wake us cheaply).
+    pub(crate) fn spin_worthwhile(&self) -> bool {
+        match &self.way {
+            Way::Local(_) => false,
+            Way::Shm(s) => s.spin_worthwhile(),
+        }
+    }
+
     /// Ends a wait announced by [`PipeEnd::arm`].
     pub(crate) fn disarm(&self) {
         if let Way::Shm(s) = &self.way {

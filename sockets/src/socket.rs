@@ -22,6 +22,10 @@ use crate::transport::session::SocketLink;
 use crate::transport::{ipc, shm, tcp};
 use crate::SocketType;
 
+/// How long a blocking call spins for shm peers on other CPUs before it waits (as `zring-shm`'s
+/// default).
+const SHM_SPIN: Duration = Duration::from_micros(5);
+
 /// A ZeroMQ socket. `Send` (move it to the thread that uses it), not `Sync`, as in libzmq.
 ///
 /// Blocking calls wait for as long as the socket's timeout says (`set_rcvtimeo`, `set_sndtimeo`;
@@ -457,6 +461,19 @@ impl Socket {
             .any(|id| self.pipes.get(id).is_some_and(PipeEnd::is_shm))
     }
 
+    /// Whether every peer is over shared memory and last ran on another CPU than ours.
+    fn shm_spin_worthwhile(&self) -> bool {
+        let mut any = false;
+        for id in self.pipes.ids() {
+            match self.pipes.get(id) {
+                Some(p) if p.spin_worthwhile() => any = true,
+                Some(_) => return false,
+                None => {}
+            }
+        }
+        any
+    }
+
     /// Before waiting on the socket's eventfd: asks the shm peers to write it when a message comes
     /// (`recv`) or room is made (`send`). Returns whether that already happened (do not wait then).
     pub(crate) fn arm_shm(&mut self, recv: bool, send: bool) -> bool {
@@ -510,8 +527,12 @@ impl Socket {
         &mut self,
         attempt: &mut impl FnMut(&mut Socket) -> Result<Option<T>>,
     ) -> Result<Option<T>> {
-        let Some(bound) = self.ctx.spin() else {
-            return Ok(None);
+        let bound = match self.ctx.spin() {
+            Some(b) => b,
+            // Peers in other processes over shared memory are worth a short spin when they run on
+            // another CPU: a wake-up through the kernel costs more than the spin.
+            None if self.shm_spin_worthwhile() => SHM_SPIN,
+            None => return Ok(None),
         };
         // A bound too large to add is "spin until done" (busy polling on a dedicated core).
         let until = Instant::now().checked_add(bound);

@@ -242,6 +242,10 @@ impl ShmEnd {
         self.broken.load(Ordering::Relaxed) || self.rx.borrow().peer_closed()
     }
 
+    pub(crate) fn spin_worthwhile(&self) -> bool {
+        self.rx.borrow().spin_worthwhile()
+    }
+
     pub(crate) fn arm(&self, recv: bool) -> bool {
         if recv {
             self.rx.borrow_mut().arm()
