@@ -108,24 +108,15 @@ pub enum Ended {
     Unexpected,
     /// The socket failed.
     Error(io::ErrorKind),
-    /// `stop` became readable.
-    Stopped,
     /// The deadline passed.
     Timeout,
 }
 
-/// Waits until the stream ends (or carries anything: after the rendezvous it must be silent), until
-/// `stop` is readable, or until `deadline`.
-pub fn watch(
-    stream: &UnixStream,
-    stop: Option<BorrowedFd<'_>>,
-    deadline: Option<Instant>,
-) -> Ended {
+/// Waits until the stream ends (or carries anything: after the rendezvous it must be silent), or
+/// until `deadline`.
+pub fn watch(stream: &UnixStream, deadline: Option<Instant>) -> Ended {
     loop {
-        let mut fds = vec![PollFd::new(stream, PollFlags::IN | PollFlags::RDHUP)];
-        if let Some(s) = stop {
-            fds.push(PollFd::from_borrowed_fd(s, PollFlags::IN));
-        }
+        let mut fds = [PollFd::new(stream, PollFlags::IN | PollFlags::RDHUP)];
         let timeout = deadline.map(|d| {
             let left = d.saturating_duration_since(Instant::now());
             Timespec {
@@ -143,9 +134,6 @@ pub fn watch(
                 continue;
             }
             Ok(_) => {}
-        }
-        if fds.get(1).is_some_and(|f| !f.revents().is_empty()) {
-            return Ended::Stopped;
         }
         if fds[0].revents().is_empty() {
             continue;
@@ -198,7 +186,7 @@ mod tests {
         let got = crate::Region::open(fds.into_iter().next().unwrap(), 4096).unwrap();
         assert_eq!(got.len(), 4096);
         drop(a);
-        assert_eq!(watch(&b, None, None), Ended::Closed);
+        assert_eq!(watch(&b, None), Ended::Closed);
     }
 
     #[test]
@@ -208,6 +196,6 @@ mod tests {
         assert_eq!(recv(&b).unwrap_err().kind(), io::ErrorKind::InvalidData);
         let (a, b) = UnixStream::pair().unwrap();
         io::Write::write_all(&mut &a, b"x").unwrap();
-        assert_eq!(watch(&b, None, None), Ended::Unexpected);
+        assert_eq!(watch(&b, None), Ended::Unexpected);
     }
 }

@@ -53,6 +53,11 @@ impl Parts {
         }
     }
 
+    /// The frames `first` and then `rest`.
+    pub(crate) fn with_rest(first: Msg, rest: Vec<Msg>) -> Parts {
+        Parts { first, rest }
+    }
+
     pub(crate) fn first(&self) -> &Msg {
         &self.first
     }

@@ -417,19 +417,16 @@ impl Socket {
             match attempt(self) {
                 Ok(None) if !armed => {}
                 Ok(None) => {
-                    self.disarm_shm();
-                    self.waiter.cancel();
+                    self.stop_waiting();
                     continue;
                 }
                 other => {
-                    self.disarm_shm();
-                    self.waiter.cancel();
+                    self.stop_waiting();
                     return other.and_then(|t| t.ok_or(Error::WouldBlock));
                 }
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                self.disarm_shm();
-                self.waiter.cancel();
+                self.stop_waiting();
                 return Err(Error::WouldBlock);
             }
             match (
@@ -446,32 +443,21 @@ impl Socket {
                 }
                 (Some(wake), None) => {
                     zring_engine::EventFd::wait_any(&[wake], deadline);
-                    self.waiter.cancel();
                 }
                 _ => self.waiter.park(deadline),
             }
-            self.disarm_shm();
+            self.stop_waiting();
         }
     }
 
     /// Whether a peer is in another process, over shared memory.
     pub(crate) fn has_shm(&self) -> bool {
-        self.pipes
-            .ids()
-            .any(|id| self.pipes.get(id).is_some_and(PipeEnd::is_shm))
+        self.pipes.has_shm()
     }
 
     /// Whether every peer is over shared memory and last ran on another CPU than ours.
     fn shm_spin_worthwhile(&self) -> bool {
-        let mut any = false;
-        for id in self.pipes.ids() {
-            match self.pipes.get(id) {
-                Some(p) if p.spin_worthwhile() => any = true,
-                Some(_) => return false,
-                None => {}
-            }
-        }
-        any
+        self.pipes.only_shm() && self.pipes.shm().all(PipeEnd::spin_worthwhile)
     }
 
     /// Before waiting on the socket's eventfd: asks the shm peers to write it when a message comes
@@ -480,21 +466,21 @@ impl Socket {
         // Pipes that came meanwhile are armed too.
         self.process_mail();
         let mut ready = false;
-        for id in self.pipes.ids() {
-            if let Some(p) = self.pipes.get(id).filter(|p| p.is_shm()) {
-                ready |= (recv && p.arm(true)) | (send && p.arm(false));
-            }
+        for p in self.pipes.shm() {
+            ready |= (recv && p.arm(true)) | (send && p.arm(false));
         }
         ready
     }
 
     /// Ends the wait announced by [`Socket::arm_shm`].
     pub(crate) fn disarm_shm(&self) {
-        for id in self.pipes.ids() {
-            if let Some(p) = self.pipes.get(id) {
-                p.disarm();
-            }
-        }
+        self.pipes.shm().for_each(PipeEnd::disarm);
+    }
+
+    /// Ends a wait that did not happen (or has ended): the shm peers and the signal stop waking us.
+    fn stop_waiting(&self) {
+        self.disarm_shm();
+        self.waiter.cancel();
     }
 
     /// Reads the socket's stream on this thread, if the socket has exactly one peer and it is a network

@@ -333,6 +333,13 @@ fn the_monitor_says_why_each_connection_ended() {
 }
 
 /// A raw peer that completes the handshake as `socket_type`, then reads and never answers.
+/// A listener for a peer played by hand, and the endpoint a zring socket connects to.
+fn hand_listener() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("tcp://{}", listener.local_addr().unwrap());
+    (listener, endpoint)
+}
+
 fn silent_peer(listener: &std::net::TcpListener, socket_type: &str) -> TcpStream {
     let (mut s, _) = listener.accept().unwrap();
     s.set_read_timeout(Some(WATCHDOG)).unwrap();
@@ -346,8 +353,7 @@ fn a_peer_silent_past_the_heartbeat_timeout_is_dropped_and_reconnected() {
     use zring::{DisconnectReason, MonitorEvent};
     use zring_zmtp::{Error as Wire, TimeoutKind};
 
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = format!("tcp://{}", listener.local_addr().unwrap());
+    let (listener, endpoint) = hand_listener();
     let net = tcp();
     let mut dealer = net.socket(SocketType::Dealer);
     dealer
@@ -534,8 +540,7 @@ fn raw_pusher(listener: &std::net::TcpListener) -> TcpStream {
 fn a_receiver_reading_its_stream_itself_answers_pings_and_survives_the_stream_ending() {
     use zring::{DisconnectReason, MonitorEvent};
 
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = format!("tcp://{}", listener.local_addr().unwrap());
+    let (listener, endpoint) = hand_listener();
     let net = tcp();
     let mut pull = net.socket(SocketType::Pull);
     pull.set_reconnect_ivl(Duration::from_millis(10)).unwrap();
@@ -580,8 +585,7 @@ fn a_receiver_reading_its_stream_itself_answers_pings_and_survives_the_stream_en
 
 #[test]
 fn input_is_read_while_the_receiver_is_busy_elsewhere() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = format!("tcp://{}", listener.local_addr().unwrap());
+    let (listener, endpoint) = hand_listener();
     let net = tcp();
     let mut pull = net.socket(SocketType::Pull);
     pull.connect(&endpoint).unwrap();

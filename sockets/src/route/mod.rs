@@ -35,10 +35,13 @@ pub(crate) struct PipeId(usize);
 pub(crate) struct Pipes {
     slots: Vec<Option<PipeEnd>>,
     free: Vec<usize>,
+    /// How many are to peers in other processes (`shm://`).
+    shm: usize,
 }
 
 impl Pipes {
     pub(crate) fn insert(&mut self, pipe: PipeEnd) -> PipeId {
+        self.shm += usize::from(pipe.is_shm());
         match self.free.pop() {
             Some(i) => {
                 if let Some(slot) = self.slots.get_mut(i) {
@@ -59,8 +62,9 @@ impl Pipes {
 
     pub(crate) fn remove(&mut self, id: PipeId) -> Option<PipeEnd> {
         let pipe = self.slots.get_mut(id.0).and_then(Option::take);
-        if pipe.is_some() {
+        if let Some(p) = &pipe {
             self.free.push(id.0);
+            self.shm -= usize::from(p.is_shm());
         }
         pipe
     }
@@ -71,6 +75,22 @@ impl Pipes {
             .enumerate()
             .filter(|(_, p)| p.is_some())
             .map(|(i, _)| PipeId(i))
+    }
+
+    /// Whether any is to a peer in another process (`shm://`).
+    pub(crate) fn has_shm(&self) -> bool {
+        self.shm > 0
+    }
+
+    /// Whether there are pipes and all are to peers in other processes.
+    pub(crate) fn only_shm(&self) -> bool {
+        self.shm > 0 && self.shm == self.len()
+    }
+
+    /// The pipes to peers in other processes (none looked at if there are none).
+    pub(crate) fn shm(&self) -> impl Iterator<Item = &PipeEnd> + '_ {
+        let any = if self.shm > 0 { self.slots.len() } else { 0 };
+        self.slots[..any].iter().flatten().filter(|p| p.is_shm())
     }
 
     pub(crate) fn len(&self) -> usize {

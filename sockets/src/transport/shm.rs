@@ -37,7 +37,7 @@ use zring_shm::{Closer, Config, Consumer, Frame, Producer, Region};
 
 use super::session::SocketLink;
 use crate::error::{Error, Result};
-use crate::monitor::{DisconnectReason, MonitorEvent};
+use crate::monitor::{DisconnectReason, MonitorEvent, SharedHub};
 use crate::msg::Msg;
 use crate::pipe::{Command, Parts, PeerMeta, PipeEnd};
 use crate::SocketType;
@@ -63,6 +63,16 @@ pub(crate) struct ShmLink {
     /// Frames too large for a ring, dropped.
     pub(crate) too_large: Arc<AtomicU64>,
     pub(crate) reconnect: zring_engine::Reconnect,
+}
+
+impl ShmLink {
+    /// The socket's eventfd, which peers write to wake it (made on first use).
+    fn wake(&self) -> io::Result<&EventFd> {
+        self.link
+            .signal
+            .eventfd()
+            .ok_or_else(|| io::Error::other("no eventfd for the socket"))
+    }
 }
 
 fn address(name: &str) -> io::Result<SocketAddr> {
@@ -127,7 +137,7 @@ pub(crate) struct ShmEnd {
     /// Set when the peer broke a ring's rules: the connection is then over.
     broken: AtomicBool,
     too_large: Arc<AtomicU64>,
-    link: SocketLink,
+    monitor: SharedHub,
 }
 
 impl ShmEnd {
@@ -154,7 +164,7 @@ impl ShmEnd {
             conn: conn.clone(),
             broken: AtomicBool::new(false),
             too_large: link.too_large.clone(),
-            link: link.link.clone(),
+            monitor: link.link.monitor.clone(),
         };
         (end, conn, wake)
     }
@@ -167,7 +177,7 @@ impl ShmEnd {
         self.conn.local_close.store(true, Ordering::Relaxed);
         self.conn.close_rings();
         self.conn.shutdown();
-        self.link.monitor.emit(MonitorEvent::Disconnected {
+        self.monitor.emit(MonitorEvent::Disconnected {
             peer: None,
             reason: DisconnectReason::SharedMemory(why),
         });
@@ -214,14 +224,7 @@ impl ShmEnd {
             }
         });
         match got {
-            Ok(true) => {
-                let first = first.unwrap_or_default();
-                if rest.is_empty() {
-                    return Some(Parts::one(first));
-                }
-                rest.insert(0, first);
-                Some(Parts::from_vec(rest))
-            }
+            Ok(true) => Some(Parts::with_rest(first.unwrap_or_default(), rest)),
             Ok(false) | Err(zring_shm::Error::Closed) => None,
             Err(e) => {
                 self.break_off(e.to_string());
@@ -363,7 +366,7 @@ fn watch(link: &ShmLink, conn: &Conn) {
         return;
     };
     let ended = loop {
-        match link::watch(stream, None, Some(Instant::now() + LOOK_EVERY)) {
+        match link::watch(stream, Some(Instant::now() + LOOK_EVERY)) {
             Ended::Timeout if !signal.is_closed() => {}
             other => break other,
         }
@@ -379,7 +382,7 @@ fn watch(link: &ShmLink, conn: &Conn) {
             DisconnectReason::SharedMemory("bytes on the rendezvous socket".into())
         }
         Ended::Error(kind) => DisconnectReason::Io(kind),
-        Ended::Closed | Ended::Timeout | Ended::Stopped => DisconnectReason::PeerClosed,
+        Ended::Closed | Ended::Timeout => DisconnectReason::PeerClosed,
     };
     link.link
         .monitor
@@ -466,11 +469,7 @@ fn accept_hello(
     let rx = Consumer::attach(&region, 0, theirs).map_err(ring_error)?;
     let tx = Producer::attach(&region, at, ours).map_err(ring_error)?;
     let wake = EventFd::from_peer(wake)?;
-    let mine = link
-        .link
-        .signal
-        .eventfd()
-        .ok_or_else(|| io::Error::other("no eventfd"))?;
+    let mine = link.wake()?;
     link::send(
         stream,
         &encode(&our_greeting(&link.link, ACCEPTED, None)),
@@ -518,11 +517,7 @@ fn make_rings(link: &ShmLink) -> io::Result<Rings> {
 
 /// The rendezvous of the connecting side: sends the HELLO with the rings, reads the READY.
 fn rendezvous(link: &ShmLink, stream: &UnixStream, rings: &Rings) -> io::Result<PeerMeta> {
-    let mine = link
-        .link
-        .signal
-        .eventfd()
-        .ok_or_else(|| io::Error::other("no eventfd"))?;
+    let mine = link.wake()?;
     stream.set_read_timeout(Some(handshake_deadline(&link.link)))?;
     link::send(
         stream,
@@ -582,10 +577,7 @@ pub(crate) fn bind(endpoint: &str, name: &str, link: ShmLink) -> Result<Listener
             Error::Io(e)
         }
     })?;
-    link.link
-        .signal
-        .eventfd()
-        .ok_or_else(|| Error::Io(io::Error::other("no eventfd")))?;
+    link.wake()?;
     let stop = Arc::new(EventFd::new()?);
     let stopped = stop.clone();
     let thread = spawn("zring-shm-listen", move || {
@@ -617,10 +609,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<std::thread::J
 /// their pipes are posted after the rendezvous); messages sent meanwhile wait in its ring.
 pub(crate) fn connect(name: &str, link: ShmLink, early: bool) -> Result<Option<PipeEnd>> {
     let addr = address(name)?;
-    link.link
-        .signal
-        .eventfd()
-        .ok_or_else(|| Error::Io(io::Error::other("no eventfd")))?;
+    link.wake()?;
     let mut first = make_rings(&link)?;
     let pipe = if early {
         first.end.take().map(|end| {
