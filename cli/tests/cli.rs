@@ -237,4 +237,33 @@ fn bench_measures_zring_libzmq_and_the_bare_limit_side_by_side() {
     assert_eq!(rows.iter().filter(|r| r["kind"] == "memory").count(), 1);
     let progress = String::from_utf8_lossy(&out.stderr);
     assert!(progress.contains("22/22"), "progress is shown: {progress}");
+
+    // The plot script turns this output into the figures of docs/PERFORMANCE.md: one tcp panel
+    // each, a line per implementation (and per percentile for latency).
+    let dir = std::env::temp_dir().join(format!("zring-plot-{}", std::process::id()));
+    let json = dir.join("bench.json");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(&json, &out.stdout).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/plot.py");
+    let plot = Command::new("python3")
+        .arg(script)
+        .arg(&json)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(plot.status.success(), "{}", stdout(&plot));
+    for (file, metrics) in [
+        ("latency.svg", &["p50", "p99", "p99.9"][..]),
+        ("throughput.svg", &["bandwidth"][..]),
+    ] {
+        let svg = std::fs::read_to_string(dir.join(file)).unwrap();
+        assert!(svg.contains(">tcp (split)</text>"), "{file}: {svg}");
+        for imp in ["zring", "libzmq", "bare"] {
+            for metric in metrics {
+                let series = format!("data-imp=\"{imp}\" data-metric=\"{metric}\"");
+                assert!(svg.contains(&series), "{file} has no {series}");
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -34,6 +34,8 @@ const LEASE_CHECK: Duration = Duration::from_millis(10);
 const READ_BUFFER: usize = 64 * 1024;
 /// Below this much room, a read gets a fresh buffer.
 const READ_MIN: usize = 8 * 1024;
+/// A frame body with at least this much still to come is read straight into its own buffer.
+const DIRECT_BODY: usize = 32 * 1024;
 
 /// The outcome of [`Gate::try_write`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +121,7 @@ impl Gate {
                 fd: -1,
                 generation: 0,
                 open: false,
-                leftover: Transmit::with_inline_max(usize::MAX),
+                leftover: Transmit::new(),
                 reader: Reader::Engine,
                 failure: None,
                 buf: BytesMut::new(),
@@ -133,8 +135,14 @@ impl Gate {
     }
 
     /// Writes one message (its frames, with MORE on all but the last) if the gate is open and
-    /// `queue_empty` says nothing is queued before it.
-    pub fn try_write(&self, frames: &[&[u8]], queue_empty: impl FnOnce() -> bool) -> Direct {
+    /// `queue_empty` says nothing is queued before it. What the kernel does not take is kept for the
+    /// I/O thread by reference to the frames `owned` gives (the same frames), not copied.
+    pub fn try_write(
+        &self,
+        frames: &[&[u8]],
+        owned: impl FnOnce() -> Vec<Bytes>,
+        queue_empty: impl FnOnce() -> bool,
+    ) -> Direct {
         if frames.is_empty() || frames.len() > MAX_FRAMES {
             return Direct::Closed;
         }
@@ -194,14 +202,15 @@ impl Gate {
         }
         // Keep what the kernel did not take, in order, for the I/O thread.
         let mut skip = written;
-        for (i, frame) in frames.iter().enumerate() {
+        for (i, frame) in owned().into_iter().enumerate() {
             let mut h = Vec::with_capacity(MAX_HEADER_LEN);
             encode_header(&mut h, frame.len(), if i < last { flags::MORE } else { 0 });
-            for part in [&h[..], frame] {
-                let n = skip.min(part.len());
-                skip -= n;
-                s.leftover.push_bytes(part.get(n..).unwrap_or_default());
-            }
+            let n = skip.min(h.len());
+            skip -= n;
+            s.leftover.push_bytes(h.get(n..).unwrap_or_default());
+            let n = skip.min(frame.len());
+            skip -= n;
+            s.leftover.push_shared(frame.slice(n..));
         }
         s.open = false;
         Direct::Partial
@@ -268,6 +277,9 @@ impl Inner {
 
     /// Reads what the kernel has (without blocking) and runs it through the codec to the session.
     pub(crate) fn pump(&mut self, fd: RawFd, now: Instant) -> Result<Pumped, Failure> {
+        if let Some(pumped) = self.pump_body(fd, now)? {
+            return Ok(pumped);
+        }
         match self.read(fd)? {
             Some((data, full)) => self.input(&data, now).map(|()| Pumped::Data { full }),
             None => Ok(Pumped::Empty),
@@ -281,23 +293,52 @@ impl Inner {
         }
         let spare = self.buf.spare_capacity_mut();
         let room = spare.len();
-        // SAFETY: the kernel writes at most `room` bytes into the spare capacity we own; nothing else
-        // touches it during the call.
-        let n = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), room, libc::MSG_DONTWAIT) };
-        match usize::try_from(n) {
+        match recv_spare(fd, spare) {
             Ok(0) => Err(Failure::Eof),
             Ok(n) => {
                 // SAFETY: the kernel initialised `n` (at most `room`) bytes after the current length.
                 unsafe { self.buf.set_len(self.buf.len() + n) };
                 Ok(Some((self.buf.split().freeze(), n == room)))
             }
-            Err(_) => {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
-                    _ => Err(Failure::Io(e)),
-                }
-            }
+            Err(e) => would_block(e).map(|()| None),
+        }
+    }
+
+    /// Reads the rest of a long frame body straight into the codec's buffer for it, so that a large
+    /// message is copied once from the kernel, not into a read buffer first and then again. `None`
+    /// when no such body is being assembled.
+    fn pump_body(&mut self, fd: RawFd, now: Instant) -> Result<Option<Pumped>, Failure> {
+        let Some(codec) = self.codec.as_mut() else {
+            return Ok(None);
+        };
+        let mut got = Ok((0, 0));
+        let mut refused = false;
+        let fill = |buf: &mut Vec<u8>, room: usize| {
+            let spare = buf.spare_capacity_mut();
+            let offered = room.min(spare.len());
+            let spare = &mut spare[..offered];
+            got = recv_spare(fd, spare).map(|n| {
+                // SAFETY: the kernel initialised `n` (at most `offered`) bytes after the length.
+                unsafe { buf.set_len(buf.len() + n) };
+                (n, offered)
+            });
+        };
+        let Some(result) = codec.fill_body(
+            DIRECT_BODY,
+            now,
+            fill,
+            to_session(&mut self.session, &mut refused),
+        ) else {
+            return Ok(None);
+        };
+        result.map_err(Failure::Protocol)?;
+        if refused {
+            return Err(Failure::Refused);
+        }
+        match got {
+            Ok((0, _)) => Err(Failure::Eof),
+            Ok((n, offered)) => Ok(Some(Pumped::Data { full: n == offered })),
+            Err(e) => would_block(e).map(|()| Some(Pumped::Empty)),
         }
     }
 
@@ -306,19 +347,50 @@ impl Inner {
         let Some(codec) = self.codec.as_mut() else {
             return Ok(());
         };
-        let session = &mut self.session;
         let mut refused = false;
         codec
-            .handle_input_with(data, now, |event| match event {
-                _ if refused => {}
-                EventRef::Ready(peer) => refused = !session.on_ready(&peer),
-                other => session.on_event(other),
-            })
+            .handle_input_with(data, now, to_session(&mut self.session, &mut refused))
             .map_err(Failure::Protocol)?;
         if refused {
             return Err(Failure::Refused);
         }
         Ok(())
+    }
+}
+
+/// Hands the codec's events to the session; a refused peer (`on_ready` said no) sets `refused`, and
+/// nothing after it is delivered.
+fn to_session<'a>(
+    session: &'a mut Box<dyn Session>,
+    refused: &'a mut bool,
+) -> impl FnMut(EventRef<'_>) + 'a {
+    move |event| match event {
+        _ if *refused => {}
+        EventRef::Ready(peer) => *refused = !session.on_ready(&peer),
+        other => session.on_event(other),
+    }
+}
+
+/// One non-blocking `recv` into `spare`; the count of bytes the kernel wrote at its front.
+fn recv_spare(fd: RawFd, spare: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<usize> {
+    // SAFETY: the kernel writes at most `spare.len()` bytes into memory we borrow mutably; nothing
+    // else touches it during the call.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            spare.as_mut_ptr().cast(),
+            spare.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// `Ok` for a read that found nothing now (would block, interrupted), else the stream's failure.
+fn would_block(e: io::Error) -> Result<(), Failure> {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(()),
+        _ => Err(Failure::Io(e)),
     }
 }
 

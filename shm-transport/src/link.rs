@@ -102,7 +102,7 @@ fn read_some(stream: &UnixStream, buf: &mut [u8]) -> io::Result<usize> {
 /// What ended a [`watch`].
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ended {
-    /// The other side closed the socket (or died: the kernel closes it then).
+    /// The other side closed the socket (or died: the kernel closes or resets it then).
     Closed,
     /// The other side sent bytes on a socket that must stay silent.
     Unexpected,
@@ -140,7 +140,8 @@ pub fn watch(stream: &UnixStream, deadline: Option<Instant>) -> Ended {
         }
         let mut byte = [0u8; 1];
         return match rustix::net::recv(stream, &mut byte, RecvFlags::DONTWAIT) {
-            Ok((0, _)) => Ended::Closed,
+            // A peer that dies with bytes of ours unread resets the socket: it closed all the same.
+            Ok((0, _)) | Err(rustix::io::Errno::CONNRESET) => Ended::Closed,
             Ok(_) => Ended::Unexpected,
             Err(rustix::io::Errno::AGAIN) => continue,
             Err(e) => Ended::Error(io::Error::from(e).kind()),

@@ -690,7 +690,8 @@ impl Local {
             return false;
         };
         let frames: Vec<&[u8]> = msg.frames().map(|m| &m[..]).collect();
-        match gate.try_write(&frames, || self.out().is_empty()) {
+        let owned = || msg.frames().map(|m| m.clone().into_bytes()).collect();
+        match gate.try_write(&frames, owned, || self.out().is_empty()) {
             zring_engine::Direct::Written => true,
             zring_engine::Direct::Partial => {
                 // The I/O thread writes the rest.

@@ -109,13 +109,16 @@ fn a_peer_process_is_served_and_its_kill_9_is_detected_without_leaks() {
     child.kill().unwrap();
     child.wait().unwrap();
     let gone = next_event(&monitor, |e| matches!(e, MonitorEvent::Disconnected { .. }));
-    assert!(matches!(
-        gone,
-        MonitorEvent::Disconnected {
-            reason: DisconnectReason::PeerClosed,
-            ..
-        }
-    ));
+    assert!(
+        matches!(
+            gone,
+            MonitorEvent::Disconnected {
+                reason: DisconnectReason::PeerClosed,
+                ..
+            }
+        ),
+        "{gone:?}"
+    );
     // What the dead peer had published is still read, in order; then the peer is dropped.
     let mut next = 10_000u64;
     pull.set_rcvtimeo(Some(Duration::ZERO)).unwrap();

@@ -275,6 +275,44 @@ impl Connection {
         result
     }
 
+    /// Reads the rest of a long body straight into place: when a frame body with at least `min`
+    /// octets still to come is being assembled, `fill` gets its buffer with room reserved and appends
+    /// at most the second argument's octets, read from the stream (one copy from the kernel instead of
+    /// two). The room grows with what has arrived, as [`Connection::handle_input`]'s buffers do, so a
+    /// peer still costs no more than about what it sent. When the body completes, its frame is handled
+    /// and events go to `on_event` as with [`Connection::handle_input_with`]. Returns `None` when there
+    /// is no such body (read into a buffer of your own and call `handle_input_with`).
+    pub fn fill_body(
+        &mut self,
+        min: usize,
+        now: Instant,
+        fill: impl FnOnce(&mut Vec<u8>, usize),
+        mut on_event: impl FnMut(EventRef<'_>),
+    ) -> Option<Result<(), Error>> {
+        if self.closed.is_some() || self.phase == Phase::Greeting {
+            return None;
+        }
+        let mut arrived = 0;
+        let frame = self.decoder.fill_body(min, |buf, room| {
+            let before = buf.len();
+            fill(buf, room);
+            arrived = buf.len().saturating_sub(before).min(room);
+        })?;
+        if arrived > 0 {
+            self.stats.bytes_received += arrived as u64;
+            self.ping_deadline = None;
+            self.ttl_deadline = None;
+        }
+        let result = match frame {
+            Some(frame) => self.on_frame(FrameView::owned(frame), now, &mut on_event),
+            None => Ok(()),
+        };
+        if let Err(e) = &result {
+            self.fail(e.clone());
+        }
+        Some(result)
+    }
+
     fn process(
         &mut self,
         data: &Bytes,

@@ -120,6 +120,14 @@ impl FrameView<'_> {
         }
     }
 
+    /// A view of an owned frame.
+    pub(crate) fn owned(frame: Frame) -> FrameView<'static> {
+        FrameView {
+            flags: frame.flags,
+            source: Source::Owned(frame.body),
+        }
+    }
+
     /// The owned frame.
     pub fn into_frame(self) -> Frame {
         let flags = self.flags;
@@ -334,6 +342,38 @@ impl FrameDecoder {
                 }
             }
         }
+    }
+
+    /// Lends the buffer of a body being assembled, with at least `min` octets still to come, to `fill`
+    /// (see [`crate::Connection::fill_body`]): room is reserved for as many more octets as have
+    /// arrived (at least 8 KiB, at most `min`, never past the body's end), so the buffer at most doubles
+    /// what the peer sent, and `fill` appends at most the second argument's octets. Returns `None` when there is no such body, else the frame if the
+    /// body is now complete. Octets appended past the body's end are cut off.
+    pub fn fill_body(
+        &mut self,
+        min: usize,
+        fill: impl FnOnce(&mut Vec<u8>, usize),
+    ) -> Option<Option<Frame>> {
+        let Partial::Body { flags, len, buf } = &mut self.partial else {
+            return None;
+        };
+        let outstanding = *len - buf.len();
+        if min == 0 || outstanding < min {
+            return None;
+        }
+        grow(buf, *len, min.min(buf.len().max(EAGER_BODY_LIMIT)));
+        let room = (buf.capacity() - buf.len()).min(outstanding);
+        fill(buf, room);
+        buf.truncate(*len);
+        if buf.len() < *len {
+            return Some(None);
+        }
+        let frame = Frame {
+            body: Bytes::from(std::mem::take(buf)),
+            flags: *flags,
+        };
+        self.partial = Partial::None;
+        Some(Some(frame))
     }
 
     /// After a header: a body that lies wholly in `input` is returned as a slice of it (no copy);

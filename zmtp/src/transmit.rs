@@ -90,8 +90,19 @@ impl Transmit {
             self.push_copy(&body, frame_flags);
         } else {
             self.stage(|staging| encode_header(staging, body.len(), frame_flags));
-            self.len += body.len();
-            self.segments.push(Segment::Body(body));
+            self.push_shared(body);
+        }
+    }
+
+    /// Appends raw octets by reference (copied when at most the inline maximum).
+    pub fn push_shared(&mut self, bytes: Bytes) {
+        if bytes.len() <= self.inline_max {
+            if !bytes.is_empty() {
+                self.push_bytes(&bytes);
+            }
+        } else {
+            self.len += bytes.len();
+            self.segments.push(Segment::Body(bytes));
         }
     }
 
