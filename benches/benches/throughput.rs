@@ -5,36 +5,11 @@
 use criterion::{BenchmarkId, Criterion, Throughput};
 use zring_benches::{bench_row, Imp, Pattern, Row, Transport};
 
-const SIZES: [usize; 4] = [64, 1024, 65536, 1 << 20];
-
 fn push_pull(c: &mut Criterion) {
-    for transport in [
-        Transport::Tcp,
-        Transport::Ipc,
-        Transport::Inproc,
-        Transport::Shm,
-    ] {
-        let mut g = c.benchmark_group(format!("pushpull/{}", transport.name()));
-        for size in SIZES {
-            g.throughput(Throughput::Elements(1));
-            // rzmq 0.5.28 (io_uring sessions) stops delivering a stream of 64 KiB messages after
-            // some thousands (the PULL side waits forever), so it has no rows from 64 KiB up.
-            let stalls = |imp: &Imp| *imp == Imp::Rzmq && size >= 65536;
-            for imp in Imp::ALL
-                .into_iter()
-                .filter(|i| i.runs(transport) && !stalls(i))
-            {
-                let row = Row {
-                    imp,
-                    transport,
-                    pattern: Pattern::PushPull,
-                    size,
-                };
-                bench_row(&mut g, BenchmarkId::new(imp.name(), size), row);
-            }
-        }
-        g.finish();
-    }
+    // rzmq 0.5.28 (io_uring sessions) stops delivering a stream of 64 KiB messages after some
+    // thousands (the PULL side waits forever), so it has no rows from 64 KiB up.
+    let stalls = |imp, size| imp == Imp::Rzmq && size >= 65536;
+    zring_benches::suite(c, "pushpull", Pattern::PushPull, true, stalls);
 }
 
 fn fanout(c: &mut Criterion) {

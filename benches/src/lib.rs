@@ -8,7 +8,7 @@
 //! The client side is pinned to the first core and the server side to the second, as `zring bench
 //! --placement split` does. Every library is driven through the same [`Link`] calls.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -101,15 +101,16 @@ impl Transport {
         }
     }
 
+    /// Every transport, in the order the suites list them.
+    pub const ALL: [Transport; 4] = [
+        Transport::Tcp,
+        Transport::Ipc,
+        Transport::Inproc,
+        Transport::Shm,
+    ];
+
     fn from_name(name: &str) -> Option<Transport> {
-        [
-            Transport::Tcp,
-            Transport::Ipc,
-            Transport::Inproc,
-            Transport::Shm,
-        ]
-        .into_iter()
-        .find(|t| t.name() == name)
+        Transport::ALL.into_iter().find(|t| t.name() == name)
     }
 
     /// What `imp` actually runs for this row: shm is zring's alone, the others use the Unix socket.
@@ -227,9 +228,6 @@ fn serve(row: Row, ep: &str, ready: impl FnOnce(String), orders: mpsc::Receiver<
             }
         }
     }
-    if let Some(path) = ep.strip_prefix("ipc://") {
-        let _ = std::fs::remove_file(path);
-    }
 }
 
 /// Call first in a bench's `main`: when this process was started as the server side of a row, it
@@ -288,7 +286,7 @@ pub fn serve_if_asked() {
 
 /// Where the server side runs.
 enum Side {
-    Process(Child, Option<ChildStdin>),
+    Process(Child, ChildStdin),
     Thread(Option<JoinHandle<()>>, Option<mpsc::Sender<u64>>),
 }
 
@@ -343,7 +341,7 @@ impl Session {
                 .stdout(Stdio::piped())
                 .spawn()
                 .expect("the server process starts");
-            let stdin = child.stdin.take();
+            let stdin = child.stdin.take().expect("its stdin");
             let mut out = BufReader::new(child.stdout.take().expect("its stdout"));
             let mut line = String::new();
             out.read_line(&mut line)
@@ -377,12 +375,12 @@ impl Session {
 
     fn order(&mut self, n: u64) {
         match &mut self.side {
-            Side::Process(_, Some(stdin)) => {
+            Side::Process(_, stdin) => {
                 writeln!(stdin, "{n}").expect("the server process takes orders");
                 stdin.flush().expect("the server process takes orders");
             }
             Side::Thread(_, Some(tx)) => tx.send(n).expect("the server thread takes orders"),
-            _ => unreachable!("orders go to a running server side"),
+            Side::Thread(_, None) => unreachable!("orders go to a running server side"),
         }
     }
 
@@ -439,11 +437,6 @@ impl Drop for Session {
     }
 }
 
-/// Reads exactly `buf.len()` octets or panics (the bare limit's receive).
-fn read_all(stream: &mut impl Read, buf: &mut [u8]) {
-    stream.read_exact(buf).expect("the bare peer's bytes");
-}
-
 /// A bench's `main`: the server side when asked ([`serve_if_asked`]), else the client pinned
 /// ([`pin_client`]) running `groups` with this suite's criterion settings: short warm-up and
 /// measurement (each row starts a process and its sockets), enough samples for a stable median.
@@ -461,6 +454,9 @@ pub fn main(groups: &[fn(&mut criterion::Criterion)]) {
     c.final_summary();
 }
 
+/// The message sizes of the suites.
+pub const SIZES: [usize; 4] = [64, 1024, 65536, 1 << 20];
+
 /// Measures `row` as the benchmark `id` of `group`: one session (server side and sockets) per
 /// criterion run, [`Session::run`] per batch of iterations.
 pub fn bench_row(
@@ -472,4 +468,37 @@ pub fn bench_row(
         let mut session = Session::start(row);
         b.iter_custom(|iters| session.run(iters));
     });
+}
+
+/// Every transport and size of `pattern` (REQ/REP or PUSH/PULL), a group `NAME/TRANSPORT` each, a
+/// benchmark `IMP/SIZE` for every implementation that runs it and that `skip` does not leave out;
+/// `per_message` sets criterion's throughput (one element per message) for streaming.
+pub fn suite(
+    c: &mut criterion::Criterion,
+    name: &str,
+    pattern: Pattern,
+    per_message: bool,
+    skip: impl Fn(Imp, usize) -> bool,
+) {
+    for transport in Transport::ALL {
+        let mut g = c.benchmark_group(format!("{name}/{}", transport.name()));
+        if per_message {
+            g.throughput(criterion::Throughput::Elements(1));
+        }
+        for size in SIZES {
+            for imp in Imp::ALL
+                .into_iter()
+                .filter(|&i| i.runs(transport) && !skip(i, size))
+            {
+                let row = Row {
+                    imp,
+                    transport,
+                    pattern,
+                    size,
+                };
+                bench_row(&mut g, criterion::BenchmarkId::new(imp.name(), size), row);
+            }
+        }
+        g.finish();
+    }
 }

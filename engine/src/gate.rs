@@ -203,8 +203,12 @@ impl Gate {
         // Keep what the kernel did not take, in order, for the I/O thread.
         let mut skip = written;
         for (i, frame) in owned().into_iter().enumerate() {
-            let mut h = Vec::with_capacity(MAX_HEADER_LEN);
-            encode_header(&mut h, frame.len(), if i < last { flags::MORE } else { 0 });
+            // The header as encoded for the write above (its length is its iovec's).
+            let hlen = iov.get(2 * i).map_or(0, |v| v.iov_len);
+            let h = headers
+                .get(i)
+                .and_then(|h| h.get(..hlen))
+                .unwrap_or_default();
             let n = skip.min(h.len());
             skip -= n;
             s.leftover.push_bytes(h.get(n..).unwrap_or_default());

@@ -330,34 +330,28 @@ impl FrameDecoder {
                     grow(buf, *len, take);
                     buf.extend_from_slice(input.get(..take).unwrap_or_default());
                     input.advance(take);
-                    if buf.len() < *len {
-                        return Ok(None);
-                    }
-                    let frame = Frame {
-                        body: Bytes::from(std::mem::take(buf)),
-                        flags: *flags,
-                    };
-                    self.partial = Partial::None;
-                    return Ok(Some(frame));
+                    return Ok(self.take_complete_body());
                 }
             }
         }
     }
 
-    /// Lends the buffer of a body being assembled, with at least `min` octets still to come, to `fill`
-    /// (see [`crate::Connection::fill_body`]): room is reserved for as many more octets as have
-    /// arrived (at least 8 KiB, at most `min`, never past the body's end), so the buffer at most doubles
-    /// what the peer sent, and `fill` appends at most the second argument's octets. Returns `None` when there is no such body, else the frame if the
-    /// body is now complete. Octets appended past the body's end are cut off.
+    /// Lends the buffer of a body being assembled, with at least `min` (> 0) octets still to come,
+    /// to `fill` (see [`crate::Connection::fill_body`]): room is reserved for as many more octets as
+    /// have arrived (at least 8 KiB, at most `min`, never past the body's end), so the buffer at most
+    /// doubles what the peer sent, and `fill` appends at most the second argument's octets. Returns
+    /// `None` when there is no such body, else the frame if the body is now complete. Octets
+    /// appended past the body's end are cut off.
     pub fn fill_body(
         &mut self,
         min: usize,
         fill: impl FnOnce(&mut Vec<u8>, usize),
     ) -> Option<Option<Frame>> {
-        let Partial::Body { flags, len, buf } = &mut self.partial else {
+        let Partial::Body { len, buf, .. } = &mut self.partial else {
             return None;
         };
         let outstanding = *len - buf.len();
+        // `min > 0` also makes the room offered never empty.
         if min == 0 || outstanding < min {
             return None;
         }
@@ -365,15 +359,24 @@ impl FrameDecoder {
         let room = (buf.capacity() - buf.len()).min(outstanding);
         fill(buf, room);
         buf.truncate(*len);
+        Some(self.take_complete_body())
+    }
+
+    /// The frame of the body being assembled, if all of it has arrived (the decoder is then back at
+    /// a frame boundary).
+    fn take_complete_body(&mut self) -> Option<Frame> {
+        let Partial::Body { flags, len, buf } = &mut self.partial else {
+            return None;
+        };
         if buf.len() < *len {
-            return Some(None);
+            return None;
         }
         let frame = Frame {
             body: Bytes::from(std::mem::take(buf)),
             flags: *flags,
         };
         self.partial = Partial::None;
-        Some(Some(frame))
+        Some(frame)
     }
 
     /// After a header: a body that lies wholly in `input` is returned as a slice of it (no copy);
