@@ -13,12 +13,14 @@
 //! assert_eq!(&frames[1][..], b"payload");
 //! ```
 
+pub mod fifo;
 #[cfg(not(loom))]
 pub mod link;
 pub mod region;
 pub mod ring;
 mod sync;
 
+pub use fifo::Fifo;
 pub use region::Region;
 #[cfg(not(loom))]
 pub use ring::init;

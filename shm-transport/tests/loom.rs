@@ -62,3 +62,37 @@ fn a_writer_waiting_for_room_is_woken_by_the_reader() {
 fn slab_space_given_back_from_another_thread_wakes_the_writer() {
     exchange(2000, true);
 }
+
+/// The in-process queue ([`zring_shm::Fifo`], chunks of two values under loom): three values through
+/// a queue bounded at two, with a refused push retried, cross a chunk boundary and the spare chunk's
+/// hand-back; every value arrives once and in order, and whatever is left is dropped with the queue.
+#[test]
+fn the_fifo_moves_values_in_order_across_chunks() {
+    loom::model(|| {
+        let q = loom::sync::Arc::new(zring_shm::Fifo::new(2));
+        let writer = {
+            let q = q.clone();
+            loom::thread::spawn(move || {
+                for i in 0..3u32 {
+                    let mut v = Box::new(i);
+                    while let Err(back) = q.push(v) {
+                        v = back;
+                        loom::thread::yield_now();
+                    }
+                }
+            })
+        };
+        let mut next = 0;
+        while next < 2 {
+            match q.pop() {
+                Some(v) => {
+                    assert_eq!(*v, next);
+                    next += 1;
+                }
+                None => loom::thread::yield_now(),
+            }
+        }
+        writer.join().unwrap();
+        assert_eq!(q.len(), 1);
+    });
+}

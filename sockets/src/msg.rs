@@ -6,7 +6,7 @@ use std::ops::Deref;
 use bytes::Bytes;
 
 /// Bodies up to this many octets live inside the `Msg` (no allocation, no reference count).
-pub const INLINE_CAP: usize = 62;
+pub const INLINE_CAP: usize = 94;
 
 /// One frame: a byte body and a `more` flag saying that further frames of the same message follow.
 ///
@@ -235,10 +235,13 @@ mod tests {
         assert_ne!(m, Msg::from("a"));
         assert_eq!(m.clone().with_more(false), Msg::from(&b"a"[..]));
         assert_eq!(Msg::new().len(), 0);
-        assert_eq!(Msg::copy_from_slice(&[0; 63]).len(), 63);
+        assert_eq!(
+            Msg::copy_from_slice(&[0; INLINE_CAP + 1]).len(),
+            INLINE_CAP + 1
+        );
         assert!(matches!(
-            Msg::copy_from_slice(&[0; 62]).body,
-            Body::Inline { len: 62, .. }
+            Msg::copy_from_slice(&[0; INLINE_CAP]).body,
+            Body::Inline { len, .. } if usize::from(len) == INLINE_CAP
         ));
         assert_eq!(Msg::from("héllo").as_str(), Ok("héllo"));
         assert_eq!(&Msg::from("xyz").into_bytes()[..], b"xyz");

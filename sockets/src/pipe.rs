@@ -8,13 +8,14 @@
 //! Wake-ups: each end has a [`Signal`]. A writer wakes the reader only when the reader has said it is
 //! parked; a reader that frees space in a queue that was full wakes the writer the same way.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use bytes::Bytes;
-use crossbeam_queue::{ArrayQueue, SegQueue};
+use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::sync::{Parker, Unparker};
+use zring_shm::Fifo;
 
 use crate::msg::Msg;
 use crate::transport::shm::ShmEnd;
@@ -84,6 +85,15 @@ impl Parts {
         }
         let next = self.rest.remove(0);
         Some(std::mem::replace(&mut self.first, next))
+    }
+
+    /// The only frame of a one-frame message (its MORE flag clear); the message back otherwise.
+    pub(crate) fn into_single(self) -> Result<Msg, Parts> {
+        if self.rest.is_empty() {
+            Ok(self.first.with_more(false))
+        } else {
+            Err(self)
+        }
     }
 
     /// The frames, with MORE set on every frame but the last.
@@ -314,17 +324,11 @@ pub(crate) enum Bound {
     Conflate,
 }
 
-/// One direction of a pipe. A bounded queue allocates as messages arrive (segments of a few dozen
-/// slots, freed as they are read), so an idle pipe costs almost nothing whatever its high-water mark;
-/// its length is counted separately to enforce the mark.
+/// One direction of a pipe: zring's in-process ring ([`zring_shm::Fifo`]), whose storage grows in
+/// chunks as messages arrive, so an idle pipe costs almost nothing whatever its high-water mark.
 enum Queue {
-    Bounded {
-        q: SegQueue<Parts>,
-        /// Messages in `q`; may exceed `cap` by one for an instant while a push is refused.
-        len: AtomicUsize,
-        cap: usize,
-    },
-    Unbounded(SegQueue<Parts>),
+    /// At most the high-water mark (`u64::MAX`: no limit).
+    Fifo(Fifo<Parts>),
     /// Capacity one; a push replaces what is there.
     Conflated(ArrayQueue<Parts>),
 }
@@ -332,33 +336,16 @@ enum Queue {
 impl Queue {
     fn new(bound: Bound) -> Queue {
         match bound {
-            Bound::Messages(c) => Queue::Bounded {
-                q: SegQueue::new(),
-                len: AtomicUsize::new(0),
-                cap: c.max(1),
-            },
-            Bound::Unbounded => Queue::Unbounded(SegQueue::new()),
+            Bound::Messages(c) => Queue::Fifo(Fifo::new(c as u64)),
+            Bound::Unbounded => Queue::Fifo(Fifo::new(u64::MAX)),
             Bound::Conflate => Queue::Conflated(ArrayQueue::new(1)),
         }
     }
 
-    /// Pushes, unless the queue holds `cap` messages. Only one thread pushes into a queue.
+    /// Pushes, unless the queue is at its bound. Only one thread pushes into a queue at a time.
     fn push(&self, m: Parts) -> Result<(), Parts> {
         match self {
-            Queue::Bounded { q, len, cap } => {
-                // SYNC POINT: the RMW on `len` is what a refused writer's retry and the reader's
-                // pop meet on (see `Shared::want_room`).
-                if len.fetch_add(1, Ordering::SeqCst) >= *cap {
-                    len.fetch_sub(1, Ordering::SeqCst);
-                    return Err(m);
-                }
-                q.push(m);
-                Ok(())
-            }
-            Queue::Unbounded(q) => {
-                q.push(m);
-                Ok(())
-            }
+            Queue::Fifo(q) => q.push(m),
             Queue::Conflated(q) => {
                 // The message replaced is superseded, as CONFLATE asks.
                 drop(q.force_push(m));
@@ -367,28 +354,24 @@ impl Queue {
         }
     }
 
-    fn pop(&self) -> Option<Parts> {
+    /// The oldest message, and whether the queue may be empty now (see [`Fifo::pop_last`]).
+    fn pop(&self) -> Option<(Parts, bool)> {
         match self {
-            Queue::Bounded { q, len, .. } => {
-                let m = q.pop()?;
-                len.fetch_sub(1, Ordering::SeqCst);
-                Some(m)
-            }
-            Queue::Unbounded(q) => q.pop(),
-            Queue::Conflated(q) => q.pop(),
+            Queue::Fifo(q) => q.pop_last(),
+            Queue::Conflated(q) => q.pop().map(|m| (m, true)),
         }
     }
 
     fn is_full(&self) -> bool {
         match self {
-            Queue::Bounded { len, cap, .. } => len.load(Ordering::Relaxed) >= *cap,
-            Queue::Unbounded(_) | Queue::Conflated(_) => false,
+            Queue::Fifo(q) => q.is_full(),
+            Queue::Conflated(_) => false,
         }
     }
 
     fn is_empty(&self) -> bool {
         match self {
-            Queue::Bounded { q, .. } | Queue::Unbounded(q) => q.is_empty(),
+            Queue::Fifo(q) => q.is_empty(),
             Queue::Conflated(q) => q.is_empty(),
         }
     }
@@ -411,8 +394,8 @@ struct Shared {
     last_send: [AtomicU64; 2],
     epoch: Instant,
     /// Side `i`'s writer found `queues[i]` full and waits for room. Set before the writer's last
-    /// retry and read after the reader's pop, each after a SeqCst fence (Dekker): either the retry
-    /// sees the room or the reader sees the flag.
+    /// retry and read after each of the reader's pops that takes the last message it knew of, each
+    /// after a SeqCst fence (Dekker): either the retry sees the room or the reader sees the flag.
     want_room: [AtomicBool; 2],
 }
 
@@ -673,7 +656,8 @@ impl Local {
     /// and it is worth it: a large message, or a small one that does not follow another closely (a
     /// stream of small messages is better batched by the I/O thread).
     fn try_direct(&self, msg: &Parts, small_direct: bool) -> bool {
-        if !self.shared.has_gate[self.side].load(Ordering::Acquire) {
+        // Behind queued messages, a message must queue too (and needs no clock).
+        if !self.shared.has_gate[self.side].load(Ordering::Acquire) || !self.out().is_empty() {
             return false;
         }
         let now = u64::try_from(self.shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -728,12 +712,18 @@ impl Local {
 
     /// Takes the next message from the peer, waking the peer if it waits for room.
     fn try_recv(&self) -> Option<Parts> {
-        let msg = self.inq().pop()?;
-        // SYNC POINT: pairs with the fence in `try_send` (see `Shared::want_room`).
-        fence(Ordering::SeqCst);
-        let flag = &self.shared.want_room[self.other()];
-        if flag.load(Ordering::Relaxed) && flag.swap(false, Ordering::Relaxed) {
-            self.notify_peer();
+        let (msg, last) = self.inq().pop()?;
+        // A writer waiting for room is woken once we have taken every message we knew of (as
+        // libzmq's low-water mark does): a writer that found the queue full left at least a full
+        // queue to take, so we get here after it waits, and the fence is paid once per batch rather
+        // than once per message.
+        if last {
+            // SYNC POINT: pairs with the fence in `send_via` (see `Shared::want_room`).
+            fence(Ordering::SeqCst);
+            let flag = &self.shared.want_room[self.other()];
+            if flag.load(Ordering::Relaxed) && flag.swap(false, Ordering::Relaxed) {
+                self.notify_peer();
+            }
         }
         Some(msg)
     }

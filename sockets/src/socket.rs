@@ -609,7 +609,8 @@ impl Socket {
         self.send(text)
     }
 
-    fn next_message(&mut self, timeout: Option<Duration>) -> Result<()> {
+    /// Waits for the next message and returns it whole.
+    fn next_message(&mut self, timeout: Option<Duration>) -> Result<Parts> {
         if !pattern::can_recv(self.socket_type) {
             return Err(Error::NotSupported {
                 socket_type: self.socket_type,
@@ -620,15 +621,22 @@ impl Socket {
         if let Some(direct) = self.direct.as_mut() {
             direct.leave();
         }
-        self.receiving.extend(parts?.into_frames());
-        Ok(())
+        parts
     }
 
     fn recv_frame(&mut self, timeout: Option<Duration>) -> Result<Msg> {
-        if self.receiving.is_empty() {
-            self.next_message(timeout)?;
+        if let Some(m) = self.receiving.pop_front() {
+            return Ok(m);
         }
-        self.receiving.pop_front().ok_or(Error::WouldBlock)
+        // The first frame goes to the caller at once; only the frames after it wait here.
+        let parts = match self.next_message(timeout)?.into_single() {
+            Ok(msg) => return Ok(msg),
+            Err(parts) => parts,
+        };
+        let mut frames = parts.into_frames();
+        let first = frames.next().ok_or(Error::WouldBlock)?;
+        self.receiving.extend(frames);
+        Ok(first)
     }
 
     /// Receives one frame; [`Msg::more`] says whether more frames of its message follow.
@@ -644,7 +652,10 @@ impl Socket {
     /// Receives a whole multipart message (or what remains of one partly received).
     pub fn recv_multipart(&mut self) -> Result<Vec<Msg>> {
         if self.receiving.is_empty() {
-            self.next_message(self.options.rcvtimeo)?;
+            return Ok(self
+                .next_message(self.options.rcvtimeo)?
+                .into_frames()
+                .collect());
         }
         Ok(self.receiving.drain(..).collect())
     }

@@ -186,8 +186,13 @@ impl Session for TcpSession {
                 } else {
                     Msg::from(view.into_bytes())
                 };
-                self.inbound.push(msg);
-                if !more {
+                if more {
+                    self.inbound.push(msg);
+                } else if self.inbound.is_empty() {
+                    // A one-frame message (the common case) needs no vector.
+                    self.deliver(Parts::one(msg));
+                } else {
+                    self.inbound.push(msg);
                     let parts = Parts::from_vec(std::mem::take(&mut self.inbound));
                     self.deliver(parts);
                 }
@@ -244,13 +249,9 @@ impl Session for TcpSession {
                     _ => {}
                 }
             }
-            for frame in msg.into_frames() {
-                let more = frame.more();
-                if frame.is_inline() {
-                    let _ = conn.send_frame_copy(&frame, more);
-                } else {
-                    let _ = conn.send_frame(frame.into_bytes(), more);
-                }
+            match msg.into_single() {
+                Ok(frame) => queue_frame(conn, frame),
+                Err(parts) => parts.into_frames().for_each(|f| queue_frame(conn, f)),
             }
         }
         pipe.readable()
@@ -311,5 +312,15 @@ impl Session for TcpSession {
 
     fn abandoned(&mut self) -> bool {
         self.link.signal.linger_expired()
+    }
+}
+
+/// Hands one frame to the codec: a small body is copied into its batch, a large one kept by reference.
+fn queue_frame(conn: &mut Connection, frame: Msg) {
+    let more = frame.more();
+    if frame.is_inline() {
+        let _ = conn.send_frame_copy(&frame, more);
+    } else {
+        let _ = conn.send_frame(frame.into_bytes(), more);
     }
 }
