@@ -11,7 +11,8 @@
 //!
 //! A message is a run of records, one per frame, in consecutive slots; each record starts with 8 bytes
 //! (length `u32`, flags `u16`: MORE, SLAB, PAD; slot count `u16`). A frame of up to
-//! [`INLINE_MAX`] bytes is copied into the slots after its header; a larger one is copied once into a
+//! [`Config::inline_max`] bytes (an eighth of the ring, 1016 B to 8 KiB) is copied into the slots
+//! after its header; a larger one is copied once into a
 //! run of slab chunks and its record names the run, so the consumer's [`Bytes`] reads the slab in
 //! place and gives the run back (through the return ring) when the last clone is dropped. A record
 //! never wraps: a PAD record fills the end of the slots first.
@@ -37,8 +38,11 @@ use crate::region::Region;
 use crate::sync::{fence, wait, wake, Arc, AtomicU32, AtomicU64, Mutex, Ordering};
 use crate::Error;
 
-/// The largest frame copied into the slots; larger frames go through the slab.
+/// Frames up to this size are always copied into the slots; a ring of more than 128 slots copies
+/// larger ones too, up to [`Config::inline_max`]; larger frames go through the slab.
 pub const INLINE_MAX: usize = 1016;
+/// The most any ring copies into its slots (128 slots' worth).
+const INLINE_LIMIT: usize = 128 * SLOT - RECORD_HEADER;
 /// Bytes per slot.
 const SLOT: usize = 64;
 /// Bytes of a record's header.
@@ -93,6 +97,15 @@ impl Config {
         }
         let layout = self.layout();
         Ok(layout.slab + self.chunks as usize * self.chunk_size as usize)
+    }
+
+    /// The largest frame copied into the slots: an eighth of the ring, between [`INLINE_MAX`] and
+    /// 8 KiB. A slab run is whole chunks (64 KiB by default), so a frame of a few KiB in the slab
+    /// would hold a chunk each, and the slab would fill after a few hundred of them.
+    pub fn inline_max(&self) -> usize {
+        (self.slots as usize * SLOT / 8)
+            .saturating_sub(RECORD_HEADER)
+            .clamp(INLINE_MAX, INLINE_LIMIT)
     }
 
     /// Offsets of the parts from the ring's start.
@@ -561,10 +574,10 @@ impl Producer {
 
     /// How a frame of `len` bytes goes, and how many slots its record takes.
     fn carry(&self, len: usize) -> Result<(Carry, u64), Error> {
-        if len <= INLINE_MAX {
+        let cfg = self.shared.cfg;
+        if len <= cfg.inline_max() {
             return Ok((Carry::Inline, (RECORD_HEADER + len).div_ceil(SLOT) as u64));
         }
-        let cfg = self.shared.cfg;
         match u32::try_from(len.div_ceil(cfg.chunk_size as usize)) {
             Ok(count) if count <= cfg.chunks && u32::try_from(len).is_ok() => {
                 Ok((Carry::Slab { count }, 1))
@@ -874,7 +887,7 @@ impl Consumer {
                 let room = count as usize * cfg.chunk_size as usize;
                 let fits = count >= 1
                     && start.checked_add(count).is_some_and(|e| e <= cfg.chunks)
-                    && len > INLINE_MAX
+                    && len > cfg.inline_max()
                     && len <= room;
                 if n != 1 || !fits {
                     return Err(Error::Corrupt(format!(
@@ -889,7 +902,7 @@ impl Consumer {
                     count,
                 }))
             } else {
-                if len > INLINE_MAX || RECORD_HEADER + len > n as usize * SLOT {
+                if len > cfg.inline_max() || RECORD_HEADER + len > n as usize * SLOT {
                     return Err(Error::Corrupt(format!("inline frame of {len} bytes")));
                 }
                 // SAFETY: the `len` bytes after the header lie within the record's `n` slots (checked
@@ -1028,7 +1041,7 @@ impl Drop for Consumer {
 /// One frame handed to [`Consumer::try_recv_with`].
 #[derive(Debug)]
 pub enum Frame<'a> {
-    /// A frame of up to [`INLINE_MAX`] bytes, borrowed from the ring's slots for the call.
+    /// A frame of up to [`Config::inline_max`] bytes, borrowed from the ring's slots for the call.
     Inline(&'a [u8]),
     /// A larger frame, read in place from the slab; its space goes back when the last clone drops.
     Slab(Bytes),
@@ -1195,6 +1208,34 @@ mod tests {
         assert_eq!(&m[2][..], &big[..]);
         assert_eq!(&m[3][..], b"z");
         assert!(c.try_recv().unwrap().is_none());
+    }
+
+    /// Which way each frame took: `true` for the slab.
+    fn ways(cfg: Config, frames: &[&[u8]]) -> Vec<bool> {
+        let (mut p, mut c) = channel(cfg).unwrap();
+        p.try_send(frames).unwrap();
+        let mut slab = Vec::new();
+        assert!(c
+            .try_recv_with(|frame, _| slab.push(matches!(frame, Frame::Slab(_))))
+            .unwrap());
+        slab
+    }
+
+    #[test]
+    fn a_larger_ring_copies_frames_of_a_few_kib_into_its_slots() {
+        assert_eq!(small().inline_max(), INLINE_MAX);
+        assert_eq!(Config::default().inline_max(), INLINE_LIMIT);
+        let (k1, k4, k9) = (vec![1u8; 1024], vec![4u8; 4096], vec![9u8; 9000]);
+        assert_eq!(
+            ways(Config::default(), &[&k1, &k4, &k9]),
+            [false, false, true]
+        );
+        let small_ring = Config {
+            chunks: 8,
+            ..small()
+        };
+        assert_eq!(ways(small_ring, &[&k1[..INLINE_MAX]]), [false]);
+        assert_eq!(ways(small_ring, &[&k1]), [true]);
     }
 
     #[test]

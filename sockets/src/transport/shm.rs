@@ -18,7 +18,8 @@
 //!
 //! The high-water marks of the connecting side size the rings: its SNDHWM is the capacity, in
 //! messages of up to 56 bytes, of its way out, its RCVHWM that of its way in (0: 65536). Frames over
-//! 1016 bytes go through a 16 MiB slab beside each ring and are read in place (zero-copy); a frame
+//! an eighth of the ring (1016 B to 8 KiB: `zring_shm::Config::inline_max`) go through a 16 MiB slab
+//! beside each ring and are read in place (zero-copy); a frame
 //! larger than the slab cannot be carried and is dropped and counted ([`crate::Drops::too_large`]).
 
 use std::cell::RefCell;
