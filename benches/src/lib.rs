@@ -11,7 +11,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -165,13 +165,18 @@ pub struct Row {
     pub size: usize,
 }
 
-/// The first core (client side) and the second (server side) this process may run on.
+/// The first core (client side) and the second (server side) this process may run on, as first
+/// asked: before [`pin_client`] narrows the client's mask to one core (which a server process would
+/// inherit), so that the two sides get a core each.
 fn cores() -> (Option<usize>, Option<usize>) {
-    let ids: Vec<usize> = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .iter()
-        .map(|c| c.id)
-        .collect();
+    static IDS: OnceLock<Vec<usize>> = OnceLock::new();
+    let ids = IDS.get_or_init(|| {
+        core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.id)
+            .collect()
+    });
     (ids.first().copied(), ids.get(1).or(ids.first()).copied())
 }
 
