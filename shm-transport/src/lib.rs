@@ -24,7 +24,7 @@ pub use fifo::Fifo;
 pub use region::Region;
 #[cfg(not(loom))]
 pub use ring::init;
-pub use ring::{channel, Closer, Config, Consumer, Frame, Producer, Wait, INLINE_MAX};
+pub use ring::{channel, current_cpu, Closer, Config, Consumer, Frame, Producer, Wait, INLINE_MAX};
 
 /// What can go wrong on a ring.
 #[derive(Debug, thiserror::Error)]

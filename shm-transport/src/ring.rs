@@ -341,8 +341,9 @@ impl Default for Wait {
     }
 }
 
-/// The CPU the calling thread runs on, plus one (0 if unknown).
-fn current_cpu() -> u32 {
+/// The CPU the calling thread runs on, plus one (0 if unknown): where a peer last ran tells whether
+/// spinning for it can pay.
+pub fn current_cpu() -> u32 {
     #[cfg(not(any(loom, miri)))]
     // SAFETY: sched_getcpu takes no arguments and only returns a number.
     let cpu = unsafe { libc::sched_getcpu() };

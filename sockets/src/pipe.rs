@@ -8,7 +8,7 @@
 //! Wake-ups: each end has a [`Signal`]. A writer wakes the reader only when the reader has said it is
 //! parked; a reader that frees space in a queue that was full wakes the writer the same way.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
@@ -149,6 +149,9 @@ pub(crate) struct Signal {
     watcher: Mutex<Option<Arc<zring_engine::EventFd>>>,
     /// Whether `watcher` is set; read after the same fence as `parked`.
     watched: AtomicBool,
+    /// Where the owner last ran ([`zring_shm::current_cpu`]: the CPU plus one, 0 if unknown), noted
+    /// now and then: a peer socket waiting for it spins only if it runs elsewhere.
+    cpu: AtomicU32,
 }
 
 impl Signal {
@@ -163,6 +166,7 @@ impl Signal {
             has_mail: AtomicBool::new(false),
             watcher: Mutex::new(None),
             watched: AtomicBool::new(false),
+            cpu: AtomicU32::new(0),
         })
     }
 
@@ -199,6 +203,21 @@ impl Signal {
     /// Whether the owner is gone.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// Notes the CPU the owner runs on (called by the owner).
+    pub(crate) fn note_cpu(&self) {
+        let me = zring_shm::current_cpu();
+        if self.cpu.load(Ordering::Relaxed) != me {
+            self.cpu.store(me, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the owner is a socket's thread that last ran on another CPU than `me` (or either is
+    /// unknown): one that can answer while we spin. A session's I/O thread is not spun for.
+    fn runs_apart_from(&self, me: u32) -> bool {
+        let cpu = self.cpu.load(Ordering::Relaxed);
+        matches!(self.wake, Wake::Thread(_)) && (me == 0 || cpu == 0 || cpu != me)
     }
 
     /// Wakes the owner if it is parked. Call after publishing what it waits for.
@@ -580,11 +599,14 @@ impl PipeEnd {
         }
     }
 
-    /// Whether a short spin may catch the peer's next message: a peer in another process that last
-    /// ran on another CPU. Never for pipes within this process (they wake us cheaply).
-    pub(crate) fn spin_worthwhile(&self) -> bool {
+    /// Whether a short spin may catch the peer's next message: a peer socket (in this process, or in
+    /// another over shared memory) that last ran on another CPU, where waking us would cost it a
+    /// system call and us a scheduler wake-up across cores. Never for a network stream's session.
+    pub(crate) fn spin_worthwhile(&self, me: u32) -> bool {
         match &self.way {
-            Way::Local(_) => false,
+            Way::Local(l) => l.shared.signals[l.other()]
+                .get()
+                .is_some_and(|s| s.runs_apart_from(me)),
             Way::Shm(s) => s.spin_worthwhile(),
         }
     }
@@ -789,6 +811,33 @@ mod tests {
         assert!(!y.finished(), "one message still queued");
         assert_eq!(y.try_recv(), Some(m));
         assert!(y.finished());
+    }
+
+    #[test]
+    fn a_peer_socket_is_spun_for_only_while_it_runs_on_another_cpu() {
+        let (a, _pa) = Signal::new();
+        let (b, _pb) = Signal::new();
+        let (x, _y) = PipeEnd::pair(
+            (Some(a.clone()), meta(SocketType::Pair)),
+            (Some(b.clone()), meta(SocketType::Pair)),
+            Capacity {
+                forward: Bound::Unbounded,
+                backward: Bound::Unbounded,
+            },
+        );
+        assert!(
+            x.spin_worthwhile(3),
+            "a peer not yet seen running may answer"
+        );
+        b.cpu.store(3, Ordering::Relaxed);
+        assert!(
+            !x.spin_worthwhile(3),
+            "the peer runs here: it cannot answer while we spin"
+        );
+        assert!(x.spin_worthwhile(4));
+        assert!(x.spin_worthwhile(0), "where we run is unknown");
+        b.note_cpu();
+        assert_eq!(b.cpu.load(Ordering::Relaxed), zring_shm::current_cpu());
     }
 
     #[test]

@@ -22,9 +22,11 @@ use crate::transport::session::SocketLink;
 use crate::transport::{ipc, shm, tcp};
 use crate::SocketType;
 
-/// How long a blocking call spins for shm peers on other CPUs before it waits (as `zring-shm`'s
-/// default).
-const SHM_SPIN: Duration = Duration::from_micros(5);
+/// How long a blocking call spins for peer sockets (inproc, or shm) on other CPUs before it waits
+/// (as `zring-shm`'s default): waking across cores costs both sides far more.
+const PEER_SPIN: Duration = Duration::from_micros(5);
+/// A socket notes the CPU it runs on once in this many calls (and whenever it waits).
+const CPU_EVERY: u32 = 256;
 
 /// A ZeroMQ socket. `Send` (move it to the thread that uses it), not `Sync`, as in libzmq.
 ///
@@ -60,6 +62,8 @@ pub struct Socket {
     /// The read lease on the socket's one network stream: while it waits to receive from that stream
     /// alone, the socket's thread reads it itself (see `zring_engine::Gate`).
     direct: Option<DirectReader>,
+    /// Blocking calls made (the CPU is noted once in [`CPU_EVERY`]).
+    calls: u32,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -106,6 +110,7 @@ impl Socket {
             monitor: crate::monitor::SharedHub::default(),
             last_endpoint: None,
             direct: None,
+            calls: 0,
             _not_sync: PhantomData,
         }
     }
@@ -375,6 +380,10 @@ impl Socket {
         // Whether the stream is known (or likely) to have input: read it before waiting. A new lease
         // reads at once; a held one whose last read drained the stream polls first.
         let mut readable = self.direct.as_ref().is_none_or(DirectReader::has_more);
+        self.calls = self.calls.wrapping_add(1);
+        if self.calls % CPU_EVERY == 0 {
+            self.waiter.signal.note_cpu();
+        }
         loop {
             self.process_mail();
             if let Some(t) = attempt(self)? {
@@ -397,6 +406,8 @@ impl Socket {
                 (Some(t), None) => Some(*deadline.insert(Instant::now() + t)),
                 (_, d) => d,
             };
+            // Peers that wait for us spin only while we run on another CPU.
+            self.waiter.signal.note_cpu();
             if let Some(t) = self.spin(&mut attempt)? {
                 return Ok(t);
             }
@@ -455,9 +466,14 @@ impl Socket {
         self.pipes.has_shm()
     }
 
-    /// Whether every peer is over shared memory and last ran on another CPU than ours.
-    fn shm_spin_worthwhile(&self) -> bool {
-        self.pipes.only_shm() && self.pipes.shm().all(PipeEnd::spin_worthwhile)
+    /// Whether every peer is a socket (inproc or shm) that last ran on another CPU than ours.
+    fn spin_worthwhile(&self) -> bool {
+        let me = zring_shm::current_cpu();
+        self.pipes.len() > 0
+            && self
+                .pipes
+                .ids()
+                .all(|id| self.pipes.get(id).is_some_and(|p| p.spin_worthwhile(me)))
     }
 
     /// Before waiting on the socket's eventfd: asks the shm peers to write it when a message comes
@@ -515,9 +531,9 @@ impl Socket {
     ) -> Result<Option<T>> {
         let bound = match self.ctx.spin() {
             Some(b) => b,
-            // Peers in other processes over shared memory are worth a short spin when they run on
-            // another CPU: a wake-up through the kernel costs more than the spin.
-            None if self.shm_spin_worthwhile() => SHM_SPIN,
+            // Peer sockets are worth a short spin when they run on another CPU: a wake-up through
+            // the kernel costs more than the spin.
+            None if self.spin_worthwhile() => PEER_SPIN,
             None => return Ok(None),
         };
         // A bound too large to add is "spin until done" (busy polling on a dedicated core).

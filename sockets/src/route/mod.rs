@@ -82,11 +82,6 @@ impl Pipes {
         self.shm > 0
     }
 
-    /// Whether there are pipes and all are to peers in other processes.
-    pub(crate) fn only_shm(&self) -> bool {
-        self.shm > 0 && self.shm == self.len()
-    }
-
     /// The pipes to peers in other processes (none looked at if there are none).
     pub(crate) fn shm(&self) -> impl Iterator<Item = &PipeEnd> + '_ {
         let any = if self.shm > 0 { self.slots.len() } else { 0 };
