@@ -362,13 +362,31 @@ fn client_loop(
     payload: &[u8],
     count: usize,
 ) -> Result<Vec<Duration>, String> {
-    let mut rtts = Vec::with_capacity(if kind == Kind::Latency { count } else { 0 });
-    for _ in 0..count {
-        let start = Instant::now();
+    timed_loop(kind, count, |round_trip| {
         s.send(payload)?;
-        if kind == Kind::Latency {
+        if round_trip {
             s.recv()?;
+        }
+        Ok(())
+    })
+}
+
+/// Runs `count` steps: round trips (`step(true)`: send, then receive), each timed (latency); or sends
+/// alone (`step(false)`), with no clock read: a stream is timed by its receiving side.
+fn timed_loop(
+    kind: Kind,
+    count: usize,
+    mut step: impl FnMut(bool) -> Result<(), String>,
+) -> Result<Vec<Duration>, String> {
+    let latency = kind == Kind::Latency;
+    let mut rtts = Vec::with_capacity(if latency { count } else { 0 });
+    for _ in 0..count {
+        if latency {
+            let start = Instant::now();
+            step(true)?;
             rtts.push(start.elapsed());
+        } else {
+            step(false)?;
         }
     }
     Ok(rtts)
@@ -686,16 +704,13 @@ fn bare_client(
         }
     };
     let mut buf = payload.to_vec();
-    let mut rtts = Vec::with_capacity(if kind == Kind::Latency { count } else { 0 });
-    for _ in 0..count {
-        let start = Instant::now();
+    timed_loop(kind, count, |round_trip| {
         stream.write_all(payload).map_err(|e| e.to_string())?;
-        if kind == Kind::Latency {
+        if round_trip {
             stream.read_exact(&mut buf).map_err(|e| e.to_string())?;
-            rtts.push(start.elapsed());
         }
-    }
-    Ok(rtts)
+        Ok(())
+    })
 }
 
 /// PUB to `subs` SUB over tcp: the publisher in a second process, each subscriber on its own thread
