@@ -205,12 +205,13 @@ impl Signal {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Notes the CPU the owner runs on (called by the owner).
-    pub(crate) fn note_cpu(&self) {
+    /// Notes the CPU the owner runs on (called by the owner) and returns it.
+    pub(crate) fn note_cpu(&self) -> u32 {
         let me = zring_shm::current_cpu();
         if self.cpu.load(Ordering::Relaxed) != me {
             self.cpu.store(me, Ordering::Relaxed);
         }
+        me
     }
 
     /// Whether the owner is a socket's thread that last ran on another CPU than `me` (or either is

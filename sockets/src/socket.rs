@@ -407,8 +407,8 @@ impl Socket {
                 (_, d) => d,
             };
             // Peers that wait for us spin only while we run on another CPU.
-            self.waiter.signal.note_cpu();
-            if let Some(t) = self.spin(&mut attempt)? {
+            let me = self.waiter.signal.note_cpu();
+            if let Some(t) = self.spin(me, &mut attempt)? {
                 return Ok(t);
             }
             // A peer in another process (shm) can only reach us through the eventfd.
@@ -467,8 +467,7 @@ impl Socket {
     }
 
     /// Whether every peer is a socket (inproc or shm) that last ran on another CPU than ours.
-    fn spin_worthwhile(&self) -> bool {
-        let me = zring_shm::current_cpu();
+    fn spin_worthwhile(&self, me: u32) -> bool {
         self.pipes.len() > 0
             && self
                 .pipes
@@ -524,16 +523,17 @@ impl Socket {
     }
 
     /// Tries `attempt` for up to the spin bound before the caller parks: a writer that finds us
-    /// awake needs no wake-up system call, and we need no scheduler wake-up.
+    /// awake needs no wake-up system call, and we need no scheduler wake-up. `me` is our CPU.
     fn spin<T>(
         &mut self,
+        me: u32,
         attempt: &mut impl FnMut(&mut Socket) -> Result<Option<T>>,
     ) -> Result<Option<T>> {
         let bound = match self.ctx.spin() {
             Some(b) => b,
             // Peer sockets are worth a short spin when they run on another CPU: a wake-up through
             // the kernel costs more than the spin.
-            None if self.spin_worthwhile() => PEER_SPIN,
+            None if self.spin_worthwhile(me) => PEER_SPIN,
             None => return Ok(None),
         };
         // A bound too large to add is "spin until done" (busy polling on a dedicated core).
