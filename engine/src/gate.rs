@@ -30,6 +30,9 @@ use crate::{EventFd, Waker};
 pub const LEASE_IDLE: Duration = Duration::from_millis(2);
 /// How often the I/O thread looks at a lease whose socket is waiting.
 const LEASE_CHECK: Duration = Duration::from_millis(10);
+/// How long a waiting reader sleeps in the stream's own receive before it polls (see
+/// [`DirectReader::wait`]); below the kernel's tick, so the tick is kept while it sleeps.
+const BLOCK_FIRST: Duration = Duration::from_millis(1);
 /// Size of a fresh read buffer; reads go into what is left of it until little is.
 const READ_BUFFER: usize = 64 * 1024;
 /// Below this much room, a read gets a fresh buffer.
@@ -292,20 +295,7 @@ impl Inner {
 
     /// Reads what the kernel has, without blocking: bytes, and whether they filled the room offered.
     fn read(&mut self, fd: RawFd) -> Result<Option<(Bytes, bool)>, Failure> {
-        if self.buf.capacity() - self.buf.len() < READ_MIN {
-            self.buf = BytesMut::with_capacity(READ_BUFFER);
-        }
-        let spare = self.buf.spare_capacity_mut();
-        let room = spare.len();
-        match recv_spare(fd, spare) {
-            Ok(0) => Err(Failure::Eof),
-            Ok(n) => {
-                // SAFETY: the kernel initialised `n` (at most `room`) bytes after the current length.
-                unsafe { self.buf.set_len(self.buf.len() + n) };
-                Ok(Some((self.buf.split().freeze(), n == room)))
-            }
-            Err(e) => would_block(e).map(|()| None),
-        }
+        receive(&mut self.buf, fd, libc::MSG_DONTWAIT)
     }
 
     /// Reads the rest of a long frame body straight into the codec's buffer for it, so that a large
@@ -321,7 +311,7 @@ impl Inner {
             let spare = buf.spare_capacity_mut();
             let offered = room.min(spare.len());
             let spare = &mut spare[..offered];
-            got = recv_spare(fd, spare).map(|n| {
+            got = recv_spare(fd, spare, libc::MSG_DONTWAIT).map(|n| {
                 // SAFETY: the kernel initialised `n` (at most `offered`) bytes after the length.
                 unsafe { buf.set_len(buf.len() + n) };
                 (n, offered)
@@ -375,18 +365,39 @@ fn to_session<'a>(
     }
 }
 
-/// One non-blocking `recv` into `spare`; the count of bytes the kernel wrote at its front.
-fn recv_spare(fd: RawFd, spare: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<usize> {
+/// One `recv` (with `flags`) into what is left of `buf`, or a fresh buffer when little is left: the
+/// bytes and whether they filled the room offered; `None` if there were none to read (or the wait
+/// for them timed out).
+fn receive(
+    buf: &mut BytesMut,
+    fd: RawFd,
+    flags: libc::c_int,
+) -> Result<Option<(Bytes, bool)>, Failure> {
+    if buf.capacity() - buf.len() < READ_MIN {
+        *buf = BytesMut::with_capacity(READ_BUFFER);
+    }
+    let spare = buf.spare_capacity_mut();
+    let room = spare.len();
+    match recv_spare(fd, spare, flags) {
+        Ok(0) => Err(Failure::Eof),
+        Ok(n) => {
+            // SAFETY: the kernel initialised `n` (at most `room`) bytes after the current length.
+            unsafe { buf.set_len(buf.len() + n) };
+            Ok(Some((buf.split().freeze(), n == room)))
+        }
+        Err(e) => would_block(e).map(|()| None),
+    }
+}
+
+/// One `recv` into `spare` with `flags`; the count of bytes the kernel wrote at its front.
+fn recv_spare(
+    fd: RawFd,
+    spare: &mut [std::mem::MaybeUninit<u8>],
+    flags: libc::c_int,
+) -> io::Result<usize> {
     // SAFETY: the kernel writes at most `spare.len()` bytes into memory we borrow mutably; nothing
     // else touches it during the call.
-    let n = unsafe {
-        libc::recv(
-            fd,
-            spare.as_mut_ptr().cast(),
-            spare.len(),
-            libc::MSG_DONTWAIT,
-        )
-    };
+    let n = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), spare.len(), flags) };
     usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
@@ -395,6 +406,28 @@ fn would_block(e: io::Error) -> Result<(), Failure> {
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(()),
         _ => Err(Failure::Io(e)),
+    }
+}
+
+/// What a read on the socket's thread comes to, under the gate's lock: [`Step::Delivered`] (with
+/// whether the read filled its buffer), [`Step::Empty`], or [`Step::Lost`] when the stream ended or
+/// broke (the I/O thread, woken, closes it and says why).
+fn settle(g: &mut Inner, waker: &Waker, pumped: Result<Pumped, Failure>) -> (Step, bool) {
+    match pumped {
+        Ok(Pumped::Data { full }) => {
+            if g.codec.as_ref().is_some_and(Connection::wants_write) {
+                // A PONG to send (or the like): the I/O thread writes it.
+                waker.wake();
+            }
+            (Step::Delivered, full)
+        }
+        Ok(Pumped::Empty) => (Step::Empty, false),
+        Err(failure) => {
+            g.failure = Some(failure);
+            g.reader = Reader::Engine;
+            waker.wake();
+            (Step::Lost, false)
+        }
     }
 }
 
@@ -423,6 +456,10 @@ pub struct DirectReader {
     more: bool,
     /// Whether we said we are waiting since we last said we left.
     entered: bool,
+    /// Whether the stream's blocking receives return after [`BLOCK_FIRST`].
+    timed: bool,
+    /// No wait since the socket's receive began: the next one starts in the stream's receive.
+    fresh: bool,
 }
 
 impl std::fmt::Debug for DirectReader {
@@ -463,6 +500,8 @@ impl DirectReader {
             generation,
             more: false,
             entered: true,
+            timed: false,
+            fresh: true,
         })
     }
 
@@ -503,41 +542,65 @@ impl DirectReader {
             self.more = true;
             return Step::Delivered;
         }
-        let (step, more) = match g.pump(fd, Instant::now()) {
-            Ok(Pumped::Data { full }) => {
-                if g.codec.as_ref().is_some_and(Connection::wants_write) {
-                    // A PONG to send (or the like): the I/O thread writes it.
-                    waker.wake();
-                }
-                (Step::Delivered, full)
-            }
-            Ok(Pumped::Empty) => (Step::Empty, false),
-            Err(failure) => {
-                // The stream ended or broke: the I/O thread closes it and says why.
-                g.failure = Some(failure);
-                g.reader = Reader::Engine;
-                waker.wake();
-                (Step::Lost, false)
-            }
-        };
+        let pumped = g.pump(fd, Instant::now());
+        let (step, more) = settle(&mut g, &waker, pumped);
         drop(g);
         self.more = more;
         step
     }
 
     /// Waits until the stream is readable, `wake` is woken (it is drained then), or `deadline`
-    /// passes. Returns [`Step::Readable`], [`Step::Empty`] or [`Step::Lost`].
+    /// passes. Returns [`Step::Readable`], [`Step::Empty`] or [`Step::Lost`], or
+    /// [`Step::Delivered`] when the wait read input itself.
+    ///
+    /// The first wait of a receive starts in the stream's own blocking receive, for at most
+    /// [`BLOCK_FIRST`], and only then polls the stream and `wake`. A thread asleep in `recv(2)` is woken sooner than one asleep
+    /// in `poll(2)`, and a sleep bounded by a near timer lets the kernel keep its tick, which it must
+    /// otherwise start again on the wake-up (docs/PERFORMANCE.md: 4-9 us a hop on this machine's
+    /// Unix sockets). What `wake` announces meanwhile (control mail, such as a second peer) waits
+    /// at most that long.
     pub fn wait(&mut self, wake: &EventFd, deadline: Option<Instant>) -> Step {
+        let fd = self.fd.as_raw_fd();
+        let waker = self.gate.waker.clone();
+        let can_block = std::mem::take(&mut self.fresh)
+            && deadline.is_none_or(|d| d > Instant::now() + BLOCK_FIRST)
+            && self.bounded_receive(fd);
         let Some(mut g) = self.enter() else {
             return Step::Lost;
         };
         // What the socket's queue had no room for goes in now that it may have; a message moved
         // wakes the socket (through `wake`), so the poll below returns at once.
+        let block = can_block && !g.session.backlogged();
         g.session.accepting();
+        let mut buf = if block {
+            std::mem::take(&mut g.buf)
+        } else {
+            BytesMut::new()
+        };
         drop(g);
+        if block {
+            let got = receive(&mut buf, fd, 0);
+            let Some(mut g) = self.enter() else {
+                return Step::Lost;
+            };
+            g.buf = buf;
+            let pumped = match got {
+                Ok(Some((data, full))) => g
+                    .input(&data, Instant::now())
+                    .map(|()| Pumped::Data { full }),
+                Ok(None) => Ok(Pumped::Empty),
+                Err(failure) => Err(failure),
+            };
+            let (step, more) = settle(&mut g, &waker, pumped);
+            drop(g);
+            self.more = more;
+            if step != Step::Empty {
+                return step;
+            }
+        }
         let mut fds = [
             libc::pollfd {
-                fd: self.fd.as_raw_fd(),
+                fd,
                 events: libc::POLLIN,
                 revents: 0,
             },
@@ -558,9 +621,33 @@ impl DirectReader {
         }
     }
 
+    /// Makes a blocking receive on the stream return after [`BLOCK_FIRST`] (once per lease); false
+    /// if the system refused.
+    fn bounded_receive(&mut self, fd: RawFd) -> bool {
+        if !self.timed {
+            let limit = libc::timeval {
+                tv_sec: 0,
+                tv_usec: libc::suseconds_t::try_from(BLOCK_FIRST.as_micros()).unwrap_or(1000),
+            };
+            // SAFETY: `limit` is a valid `timeval` that outlives the call, whose size is passed.
+            let set = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVTIMEO,
+                    std::ptr::from_ref(&limit).cast(),
+                    libc::socklen_t::try_from(std::mem::size_of::<libc::timeval>()).unwrap_or(0),
+                )
+            };
+            self.timed = set == 0;
+        }
+        self.timed
+    }
+
     /// The socket's receive returned: from now the I/O thread may take the lease back once it has
     /// been unused for [`LEASE_IDLE`].
     pub fn leave(&mut self) {
+        self.fresh = true;
         if !std::mem::take(&mut self.entered) {
             return;
         }

@@ -47,6 +47,10 @@ pub trait Session: Send {
     /// Whether more input may be read now. False pauses reading until the session's waker is woken
     /// (its queue to the socket is at its high-water mark).
     fn accepting(&mut self) -> bool;
+    /// Whether messages already read wait for room in the socket's queue.
+    fn backlogged(&self) -> bool {
+        false
+    }
     /// Moves messages queued by the socket into `conn`. Returns true if more remain (the engine calls
     /// again once the batch is written).
     fn fill(&mut self, conn: &mut Connection) -> bool;

@@ -449,6 +449,9 @@ impl Socket {
                     self.waiter.cancel();
                     match step {
                         Step::Lost => self.direct = None,
+                        Step::Delivered => {
+                            readable = self.direct.as_ref().is_some_and(DirectReader::has_more);
+                        }
                         step => readable = step == Step::Readable,
                     }
                 }

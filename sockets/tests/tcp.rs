@@ -637,3 +637,31 @@ fn a_receiver_with_a_tiny_queue_reading_its_stream_loses_nothing() {
     }
     drop(sender.join().unwrap());
 }
+
+#[test]
+fn a_receiver_waiting_on_its_stream_times_out_and_is_reached_by_a_second_peer() {
+    for transport in [Transport::Tcp, Transport::Ipc] {
+        let net = Net::new(transport);
+        let (mut pull, ep) = net.bound(SocketType::Pull);
+        let mut first = net.connected(SocketType::Push, &ep);
+        first.send("one").unwrap();
+        assert_eq!(pull.recv_string().unwrap(), "one");
+        // The receiver now waits on its one stream itself: timeouts shorter and longer than the
+        // bounded receive it starts with end in `WouldBlock`.
+        for ms in [0, 1, 5] {
+            pull.set_rcvtimeo(Some(Duration::from_millis(ms))).unwrap();
+            assert!(matches!(pull.recv(), Err(Error::WouldBlock)), "{ms} ms");
+        }
+        pull.set_rcvtimeo(Some(WATCHDOG)).unwrap();
+        let receiver = std::thread::spawn(move || {
+            let mut got = vec![pull.recv_string().unwrap(), pull.recv_string().unwrap()];
+            got.sort();
+            got
+        });
+        // A second peer comes while the receiver waits on the first one's stream.
+        let mut second = net.connected(SocketType::Push, &ep);
+        second.send("two").unwrap();
+        first.send("three").unwrap();
+        assert_eq!(receiver.join().unwrap(), ["three", "two"], "{transport:?}");
+    }
+}

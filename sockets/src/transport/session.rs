@@ -216,6 +216,10 @@ impl Session for TcpSession {
         true
     }
 
+    fn backlogged(&self) -> bool {
+        !self.overflow.is_empty()
+    }
+
     fn fill(&mut self, conn: &mut Connection) -> bool {
         let subscriber = self.link.socket_type.is_subscriber();
         if std::mem::take(&mut self.resubscribe) && subscriber {
