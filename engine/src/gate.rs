@@ -559,7 +559,16 @@ impl DirectReader {
     /// otherwise start again on the wake-up (docs/PERFORMANCE.md: 4-9 us a hop on this machine's
     /// Unix sockets). What `wake` announces meanwhile (control mail, such as a second peer) waits
     /// at most that long.
-    pub fn wait(&mut self, wake: &EventFd, deadline: Option<Instant>) -> Step {
+    ///
+    /// `running` is called when that receive returns with input (or the stream's end), before the
+    /// input goes to the session: the socket stops saying that it waits, so that the messages it
+    /// hands itself do not write `wake`.
+    pub fn wait(
+        &mut self,
+        wake: &EventFd,
+        deadline: Option<Instant>,
+        running: impl FnOnce(),
+    ) -> Step {
         let fd = self.fd.as_raw_fd();
         let waker = self.gate.waker.clone();
         let can_block = std::mem::take(&mut self.fresh)
@@ -580,6 +589,9 @@ impl DirectReader {
         drop(g);
         if block {
             let got = receive(&mut buf, fd, 0);
+            if !matches!(got, Ok(None)) {
+                running();
+            }
             let Some(mut g) = self.enter() else {
                 return Step::Lost;
             };

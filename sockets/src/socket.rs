@@ -445,7 +445,7 @@ impl Socket {
                 self.direct.as_mut(),
             ) {
                 (Some(wake), Some(direct)) => {
-                    let step = direct.wait(wake, deadline);
+                    let step = direct.wait(wake, deadline, || self.waiter.cancel());
                     self.waiter.cancel();
                     match step {
                         Step::Lost => self.direct = None,
