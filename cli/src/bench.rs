@@ -12,6 +12,7 @@
 
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
@@ -133,7 +134,14 @@ pub(crate) struct BenchArgs {
     /// Where the two sides run (see the module's documentation; default: split, then same).
     #[arg(long, value_enum)]
     placement: Vec<Placement>,
+    /// zring's blocking calls spin instead of sleeping (`ContextBuilder::spin`), on both sides: for
+    /// cores given to the application alone. libzmq has no such mode and runs as always.
+    #[arg(long)]
+    busy_poll: bool,
 }
+
+/// Whether zring contexts spin instead of sleeping (`--busy-poll`), in this process.
+static BUSY_POLL: AtomicBool = AtomicBool::new(false);
 
 /// One figure of one row.
 #[derive(Debug, Clone, Serialize)]
@@ -267,6 +275,10 @@ enum Ctx {
 impl Ctx {
     fn new(imp: Imp) -> Result<Ctx, String> {
         match imp {
+            Imp::Zring if BUSY_POLL.load(Ordering::Relaxed) => Ok(Ctx::Zring(
+                // A bound too large to add: spin until done.
+                zring::Context::builder().spin(Some(Duration::MAX)).build(),
+            )),
             Imp::Zring => Ok(Ctx::Zring(zring::Context::new())),
             Imp::Libzmq => Ok(Ctx::Libzmq(zmq::Context::new())),
             Imp::Bare => Err("the bare limit has no context".into()),
@@ -549,13 +561,14 @@ pub(crate) fn memory_main(args: &[String]) -> Result<(), String> {
     memory_command(imp, n.parse().map_err(|_| "bad count")?)
 }
 
-/// The hidden `__bench-serve IMP KIND ENDPOINT SIZE COUNT SUBS CORE` command (`CORE`: `-` for
-/// none; `SUBS`: subscribers a fan-out publisher waits for).
+/// The hidden `__bench-serve IMP KIND ENDPOINT SIZE COUNT SUBS CORE WAIT` command (`CORE`: `-` for
+/// none; `SUBS`: subscribers a fan-out publisher waits for; `WAIT`: `busy` or `sleep`).
 pub(crate) fn serve_command(args: &[String]) -> Result<(), String> {
-    let [imp, kind, ep, size, count, subs, core] = args else {
-        return Err("usage: __bench-serve IMP KIND ENDPOINT SIZE COUNT SUBS CORE".into());
+    let [imp, kind, ep, size, count, subs, core, wait] = args else {
+        return Err("usage: __bench-serve IMP KIND ENDPOINT SIZE COUNT SUBS CORE WAIT".into());
     };
     pin(core.parse().ok());
+    BUSY_POLL.store(wait == "busy", Ordering::Relaxed);
     let imp = Imp::from_str(imp, true)?;
     let kind = Kind::from_str(kind, true)?;
     let size = size.parse().map_err(|_| "bad size")?;
@@ -603,6 +616,11 @@ impl Server {
                 &count.to_string(),
                 &subs.to_string(),
                 &core.map_or_else(|| "-".to_string(), |c| c.to_string()),
+                if BUSY_POLL.load(Ordering::Relaxed) {
+                    "busy"
+                } else {
+                    "sleep"
+                },
             ])
             .stdout(Stdio::piped())
             .spawn()
@@ -898,6 +916,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
         None => vec![Kind::Latency, Kind::Throughput, Kind::Fanout, Kind::Memory],
     };
     let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    BUSY_POLL.store(args.busy_poll, Ordering::Relaxed);
     let placements = if args.placement.is_empty() {
         vec![Placement::Split, Placement::Same]
     } else {

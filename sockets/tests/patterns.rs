@@ -304,3 +304,41 @@ fn ten_thousand_messages_arrive_in_order(net: &Net) {
     }
     drop(sender.join().unwrap());
 }
+
+/// Busy polling (`ContextBuilder::spin` without a bound, for dedicated cores): every transport still
+/// attaches its peers, reads its streams and delivers, and a receive still ends at its timeout.
+#[test]
+fn busy_polling_sockets_deliver_over_every_transport_and_time_out() {
+    use common::Transport;
+    use std::time::Duration;
+    for transport in [
+        Transport::Inproc,
+        Transport::Tcp,
+        Transport::Ipc,
+        Transport::Shm,
+    ] {
+        let net = Net {
+            ctx: zring::Context::builder().spin(Some(Duration::MAX)).build(),
+            transport,
+        };
+        let (mut rep, ep) = net.bound(SocketType::Rep);
+        let mut req = net.connected(SocketType::Req, &ep);
+        let server = std::thread::spawn(move || {
+            for _ in 0..200 {
+                let m = rep.recv().unwrap();
+                rep.send(m).unwrap();
+            }
+            rep
+        });
+        for i in 0..200 {
+            req.send(format!("{i}")).unwrap();
+            assert_eq!(req.recv_string().unwrap(), format!("{i}"), "{transport:?}");
+        }
+        let mut rep = server.join().unwrap();
+        rep.set_rcvtimeo(Some(Duration::from_millis(20))).unwrap();
+        assert!(
+            matches!(rep.recv(), Err(Error::WouldBlock)),
+            "{transport:?}"
+        );
+    }
+}
