@@ -326,3 +326,29 @@ fn the_high_water_mark_is_the_ring_capacity_and_a_full_ring_pushes_back() {
     push.send("after").unwrap();
     assert_eq!(pull.recv_string().unwrap(), "after");
 }
+
+#[test]
+fn frames_of_tens_of_mib_cross_in_place() {
+    let ctx = Context::new();
+    let endpoint = format!("shm://large-{}", std::process::id());
+    let mut a = socket(&ctx, SocketType::Pair);
+    a.bind(&endpoint).unwrap();
+    let mut b = socket(&ctx, SocketType::Pair);
+    b.connect(&endpoint).unwrap();
+    let frame = |n: usize, seed: u8| -> Vec<u8> {
+        (0..n)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    };
+    // One frame larger than the 16 MiB slab of before, then a message of two such frames.
+    let big = frame(40 << 20, 1);
+    b.send(big.as_slice()).unwrap();
+    assert!(a.recv().unwrap()[..] == big[..], "40 MiB frame");
+    let parts = vec![frame(24 << 20, 2), frame(24 << 20, 3)];
+    a.send_multipart(parts.clone()).unwrap();
+    let got = b.recv_multipart().unwrap();
+    assert_eq!(got.len(), 2);
+    for (g, p) in got.iter().zip(&parts) {
+        assert!(g[..] == p[..], "24 MiB frame");
+    }
+}

@@ -18,9 +18,10 @@
 //!
 //! The high-water marks of the connecting side size the rings: its SNDHWM is the capacity, in
 //! messages of up to 56 bytes, of its way out, its RCVHWM that of its way in (0: 65536). Frames over
-//! an eighth of the ring (1016 B to 8 KiB: `zring_shm::Config::inline_max`) go through a 16 MiB slab
-//! beside each ring and are read in place (zero-copy); a frame
-//! larger than the slab cannot be carried and is dropped and counted ([`crate::Drops::too_large`]).
+//! an eighth of the ring (1016 B to 8 KiB: `zring_shm::Config::inline_max`) go through a 1 GiB slab
+//! beside each ring (of which only the pages used take memory) and are read in place (zero-copy); a
+//! message whose large frames together exceed the slab cannot be carried and is dropped and counted
+//! ([`crate::Drops::too_large`]).
 
 use std::cell::RefCell;
 use std::io;
@@ -51,8 +52,10 @@ const ACCEPTED: u8 = 0;
 const INCOMPATIBLE: u8 = 1;
 /// The HELLO, the memfd or the rings were not acceptable.
 const INVALID: u8 = 2;
-/// Slab of each ring: 256 chunks of 64 KiB.
-const CHUNKS: u32 = 256;
+/// Slab of each ring: 16384 chunks of 64 KiB, 1 GiB. A memfd's pages exist only once written and
+/// the slab is used from its start (first fit), so a connection holds in memory what its largest
+/// burst of large frames needed, not the slab's size.
+const CHUNKS: u32 = 16384;
 const CHUNK_SIZE: u32 = 64 * 1024;
 /// How long a thread waiting on a connection goes without looking whether its socket is gone.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
