@@ -20,7 +20,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use zring_zmtp::{encode_header, flags, Connection, EventRef, Transmit, MAX_HEADER_LEN};
 
 use crate::session::Session;
@@ -113,7 +113,9 @@ impl std::fmt::Debug for Gate {
 }
 
 /// The most frames a message may have to go the direct way (more go through the queue).
-const MAX_FRAMES: usize = 16;
+pub const DIRECT_FRAMES: usize = 16;
+/// A direct write of at most this many bytes is copied into one buffer and sent with `send(2)`.
+const SMALL_WRITE: usize = 512;
 
 impl Gate {
     pub(crate) fn new(session: Box<dyn Session>, waker: Waker) -> Gate {
@@ -146,7 +148,7 @@ impl Gate {
         owned: impl FnOnce() -> Vec<Bytes>,
         queue_empty: impl FnOnce() -> bool,
     ) -> Direct {
-        if frames.is_empty() || frames.len() > MAX_FRAMES {
+        if frames.is_empty() || frames.len() > DIRECT_FRAMES {
             return Direct::Closed;
         }
         let Ok(mut s) = self.inner.try_lock() else {
@@ -155,32 +157,65 @@ impl Gate {
         if !s.open || s.fd < 0 || !queue_empty() {
             return Direct::Closed;
         }
-        let mut headers = [[0u8; MAX_HEADER_LEN]; MAX_FRAMES];
+        let mut headers = [[0u8; MAX_HEADER_LEN]; DIRECT_FRAMES];
+        let mut lens = [0usize; DIRECT_FRAMES];
+        let mut total = 0usize;
+        let last = frames.len() - 1;
+        for (i, ((frame, header), len)) in
+            frames.iter().zip(&mut headers).zip(&mut lens).enumerate()
+        {
+            let mut room = &mut header[..];
+            encode_header(
+                &mut room,
+                frame.len(),
+                if i < last { flags::MORE } else { 0 },
+            );
+            *len = MAX_HEADER_LEN - room.len();
+            total += *len + frame.len();
+        }
+        let headers = headers
+            .iter()
+            .zip(lens)
+            .map(|(h, len)| h.get(..len).unwrap_or_default());
+        if total <= SMALL_WRITE {
+            // One buffer and send(2): no vector of buffers for the kernel to copy in and check.
+            let mut buf = [0u8; SMALL_WRITE];
+            let mut room = &mut buf[..];
+            for (header, frame) in headers.zip(frames) {
+                room.put_slice(header);
+                room.put_slice(frame);
+            }
+            // SAFETY: as for `sendmsg` below; `buf` holds `total` initialised bytes.
+            let sent = unsafe {
+                libc::send(
+                    s.fd,
+                    buf.as_ptr().cast(),
+                    total,
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            let written = match taken(sent) {
+                Some(n) if n < total => n,
+                _ => return Direct::Written,
+            };
+            s.leftover
+                .push_bytes(buf.get(written..total).unwrap_or_default());
+            s.open = false;
+            return Direct::Partial;
+        }
         let mut iov = [libc::iovec {
             iov_base: std::ptr::null_mut(),
             iov_len: 0,
-        }; 2 * MAX_FRAMES];
-        let mut total = 0usize;
-        let last = frames.len() - 1;
-        for (i, frame) in frames.iter().enumerate() {
-            let mut h = Vec::with_capacity(MAX_HEADER_LEN);
-            encode_header(&mut h, frame.len(), if i < last { flags::MORE } else { 0 });
-            let (Some(slot), Some(pair)) = (headers.get_mut(i), iov.get_mut(2 * i..2 * i + 2))
-            else {
-                return Direct::Closed;
-            };
-            slot.get_mut(..h.len())
-                .unwrap_or_default()
-                .copy_from_slice(&h);
+        }; 2 * DIRECT_FRAMES];
+        for ((header, frame), pair) in headers.clone().zip(frames).zip(iov.chunks_exact_mut(2)) {
             pair[0] = libc::iovec {
-                iov_base: slot.as_mut_ptr().cast(),
-                iov_len: h.len(),
+                iov_base: header.as_ptr().cast_mut().cast(),
+                iov_len: header.len(),
             };
             pair[1] = libc::iovec {
                 iov_base: frame.as_ptr().cast_mut().cast(),
                 iov_len: frame.len(),
             };
-            total += h.len() + frame.len();
         }
         // SAFETY: `msghdr` is plain data; every field is set below before use.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -190,28 +225,13 @@ impl Gate {
         // before it closes the stream); the iovecs point into `headers` and `frames`, which outlive
         // the call; MSG_DONTWAIT makes it never block, MSG_NOSIGNAL never raise SIGPIPE.
         let sent = unsafe { libc::sendmsg(s.fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
-        let written = match usize::try_from(sent) {
-            Ok(n) => n,
-            Err(_) => match io::Error::last_os_error().raw_os_error() {
-                // Nothing was taken this time: the I/O thread writes it all.
-                Some(libc::EAGAIN | libc::EINTR | libc::ENOBUFS | libc::ENOMEM) => 0,
-                // The stream is failing: the I/O thread will see it and close it; the message is
-                // lost with the stream, as bytes written into a dying connection are.
-                _ => return Direct::Written,
-            },
+        let written = match taken(sent) {
+            Some(n) if n < total => n,
+            _ => return Direct::Written,
         };
-        if written >= total {
-            return Direct::Written;
-        }
         // Keep what the kernel did not take, in order, for the I/O thread.
         let mut skip = written;
-        for (i, frame) in owned().into_iter().enumerate() {
-            // The header as encoded for the write above (its length is its iovec's).
-            let hlen = iov.get(2 * i).map_or(0, |v| v.iov_len);
-            let h = headers
-                .get(i)
-                .and_then(|h| h.get(..hlen))
-                .unwrap_or_default();
+        for (h, frame) in headers.zip(owned()) {
             let n = skip.min(h.len());
             skip -= n;
             s.leftover.push_bytes(h.get(n..).unwrap_or_default());
@@ -221,6 +241,20 @@ impl Gate {
         }
         s.open = false;
         Direct::Partial
+    }
+}
+
+/// What a direct write's system call came to: `Some(bytes taken)` (0 when the kernel took nothing
+/// this time, and the I/O thread writes it all), or `None` when the stream is failing: the I/O thread
+/// will see it and close it, and the message is lost with the stream, as bytes written into a dying
+/// connection are.
+fn taken(sent: isize) -> Option<usize> {
+    match usize::try_from(sent) {
+        Ok(n) => Some(n),
+        Err(_) => match io::Error::last_os_error().raw_os_error() {
+            Some(libc::EAGAIN | libc::EINTR | libc::ENOBUFS | libc::ENOMEM) => Some(0),
+            _ => None,
+        },
     }
 }
 
@@ -518,12 +552,16 @@ impl DirectReader {
     /// The gate, locked, if the lease still holds; marks us waiting.
     fn enter(&mut self) -> Option<MutexGuard<'_, Inner>> {
         let mut g = self.gate.lock();
-        if g.generation != self.generation || g.fd < 0 || g.reader == Reader::Engine {
+        if g.generation != self.generation || g.fd < 0 {
             return None;
         }
+        // While we wait, when we left does not count.
+        let Reader::App { left, .. } = g.reader else {
+            return None;
+        };
         g.reader = Reader::App {
             waiting: true,
-            left: Instant::now(),
+            left,
         };
         self.entered = true;
         Some(g)
@@ -680,6 +718,128 @@ impl Drop for DirectReader {
             g.reader = Reader::Engine;
             drop(g);
             self.gate.waker.wake();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    use std::sync::atomic::AtomicBool;
+
+    use zring_zmtp::{Config, PeerInfo};
+
+    use super::*;
+
+    /// A session that takes nothing: these tests drive the gate's write side alone.
+    struct Idle;
+
+    impl Session for Idle {
+        fn config(&self) -> Config {
+            Config::new(zring_zmtp::SocketType::Push)
+        }
+        fn on_ready(&mut self, _: &PeerInfo) -> bool {
+            true
+        }
+        fn on_event(&mut self, _: EventRef<'_>) {}
+        fn accepting(&mut self) -> bool {
+            true
+        }
+        fn fill(&mut self, _: &mut Connection) -> bool {
+            false
+        }
+        fn on_disconnect(&mut self, _: crate::session::Disconnect<'_>) -> bool {
+            false
+        }
+        fn finished(&mut self) -> bool {
+            false
+        }
+    }
+
+    /// A gate open for direct writes on one end of a socket pair with small buffers, and the other
+    /// end.
+    fn open_gate() -> (Gate, UnixStream, UnixStream) {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let small: libc::c_int = 4096;
+        for s in [&ours, &theirs] {
+            for option in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+                // SAFETY: a valid option value of the size given, on our own socket.
+                let set = unsafe {
+                    libc::setsockopt(
+                        s.as_raw_fd(),
+                        libc::SOL_SOCKET,
+                        option,
+                        std::ptr::from_ref(&small).cast(),
+                        libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap(),
+                    )
+                };
+                assert_eq!(set, 0);
+            }
+        }
+        let shared = Arc::new(crate::waker::Shared::new().unwrap());
+        let waker = Waker::new(shared, 0, Arc::new(AtomicBool::new(false)));
+        let gate = Gate::new(Box::new(Idle), waker);
+        {
+            let mut g = gate.lock();
+            g.start(ours.as_raw_fd());
+            g.open_writes();
+        }
+        (gate, ours, theirs)
+    }
+
+    /// The frame of `body` (short form), as the wire carries it.
+    fn frame(body: &[u8], more: bool) -> Vec<u8> {
+        let mut out = vec![u8::from(more), u8::try_from(body.len()).unwrap()];
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn what_the_kernel_does_not_take_of_a_direct_write_is_kept_in_order() {
+        // One-frame messages (one buffer and send(2)) and two-frame ones over 512 octets (sendmsg).
+        for (sizes, what) in [
+            (&[200usize][..], "one buffer"),
+            (&[100, 250, 250][..], "vectored"),
+        ] {
+            let (gate, _ours, mut theirs) = open_gate();
+            let mut wire = Vec::new();
+            let mut written = Vec::new();
+            let mut last = Direct::Written;
+            for i in 0..10_000u32 {
+                let bodies: Vec<Vec<u8>> = sizes
+                    .iter()
+                    .map(|&n| vec![u8::try_from(i % 251).unwrap(); n])
+                    .collect();
+                let frames: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+                for (k, b) in bodies.iter().enumerate() {
+                    written.extend(frame(b, k + 1 < bodies.len()));
+                }
+                let owned = || bodies.iter().map(|b| Bytes::from(b.clone())).collect();
+                last = gate.try_write(&frames, owned, || true);
+                if last != Direct::Written {
+                    break;
+                }
+            }
+            assert_eq!(last, Direct::Partial, "{what}: the buffers fill");
+            assert_eq!(
+                gate.try_write(&[b"x"], Vec::new, || true),
+                Direct::Closed,
+                "{what}: shut until the I/O thread has written the rest"
+            );
+            // What reached the stream, then what was kept, is every frame in order.
+            let mut buf = vec![0u8; 1 << 16];
+            theirs
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            while wire.len() + gate.lock().leftover.len() < written.len() {
+                match theirs.read(&mut buf) {
+                    Ok(n) if n > 0 => wire.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            wire.extend(gate.lock().leftover.to_vec());
+            assert!(wire == written, "{what}: the stream is whole");
         }
     }
 }

@@ -696,9 +696,18 @@ impl Local {
         let Some(gate) = gate else {
             return false;
         };
-        let frames: Vec<&[u8]> = msg.frames().map(|m| &m[..]).collect();
+        // The frames as slices, without a vector (the gate takes at most `DIRECT_FRAMES`).
+        let mut slices: [&[u8]; zring_engine::DIRECT_FRAMES] = [&[]; zring_engine::DIRECT_FRAMES];
+        let mut n = 0;
+        for (slot, m) in slices.iter_mut().zip(msg.frames()) {
+            *slot = &m[..];
+            n += 1;
+        }
+        if n < msg.len() {
+            return false;
+        }
         let owned = || msg.frames().map(|m| m.clone().into_bytes()).collect();
-        match gate.try_write(&frames, owned, || self.out().is_empty()) {
+        match gate.try_write(&slices[..n], owned, || self.out().is_empty()) {
             zring_engine::Direct::Written => true,
             zring_engine::Direct::Partial => {
                 // The I/O thread writes the rest.

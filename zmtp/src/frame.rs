@@ -32,7 +32,7 @@ const EAGER_BODY_LIMIT: usize = 8 * 1024;
 /// Appends the header of a frame with a body of `len` octets. `frame_flags` is [`flags::MORE`] and/or
 /// [`flags::COMMAND`]; [`flags::LONG`] is added when the body is longer than 255 octets (the short form is
 /// used whenever it fits, as spec 37 asks).
-pub fn encode_header(out: &mut Vec<u8>, len: usize, frame_flags: u8) {
+pub fn encode_header(out: &mut impl BufMut, len: usize, frame_flags: u8) {
     let frame_flags = frame_flags & (flags::MORE | flags::COMMAND);
     match u8::try_from(len) {
         Ok(short) => {
