@@ -11,12 +11,16 @@ pub(crate) struct Subscriptions {
     topics: BTreeMap<Bytes, u32>,
     /// The longest topic held: no prefix longer than this can match.
     longest: usize,
+    /// Whether the empty topic is held (everything matches), known without a lookup: the lookup
+    /// of an empty key cost a quarter of a subscriber's time per message.
+    everything: bool,
 }
 
 impl Subscriptions {
     /// Adds one subscription to `topic`; true if it was not subscribed before.
     pub(crate) fn add(&mut self, topic: Bytes) -> bool {
         self.longest = self.longest.max(topic.len());
+        self.everything |= topic.is_empty();
         let count = self.topics.entry(topic).or_insert(0);
         *count = count.saturating_add(1);
         *count == 1
@@ -31,12 +35,16 @@ impl Subscriptions {
             return Some(false);
         }
         self.topics.remove(topic);
+        self.everything &= !topic.is_empty();
         Some(true)
     }
 
     /// Whether some subscription is a prefix of `data` (the empty topic matches everything).
     pub(crate) fn matches(&self, data: &[u8]) -> bool {
-        (0..=data.len().min(self.longest))
+        if self.everything {
+            return true;
+        }
+        (1..=data.len().min(self.longest))
             .any(|n| data.get(..n).is_some_and(|p| self.topics.contains_key(p)))
     }
 
@@ -69,5 +77,7 @@ mod tests {
         s.add(Bytes::new());
         assert!(s.matches(b"") && s.matches(b"anything"));
         assert_eq!(s.counts().collect::<Vec<_>>(), vec![(&Bytes::new(), 1)]);
+        assert_eq!(s.remove(b""), Some(true));
+        assert!(!s.matches(b"") && !s.matches(b"anything"), "the empty topic cancelled");
     }
 }
