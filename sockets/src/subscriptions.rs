@@ -78,6 +78,9 @@ mod tests {
         assert!(s.matches(b"") && s.matches(b"anything"));
         assert_eq!(s.counts().collect::<Vec<_>>(), vec![(&Bytes::new(), 1)]);
         assert_eq!(s.remove(b""), Some(true));
-        assert!(!s.matches(b"") && !s.matches(b"anything"), "the empty topic cancelled");
+        assert!(
+            !s.matches(b"") && !s.matches(b"anything"),
+            "the empty topic cancelled"
+        );
     }
 }

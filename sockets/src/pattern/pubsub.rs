@@ -49,6 +49,8 @@ pub(crate) struct Publisher {
     /// Reads what subscribers send.
     fq: FairQueue,
     drops: Drops,
+    /// The subscribers a message goes to (kept, so that a send allocates nothing).
+    targets: Vec<PipeId>,
 }
 
 impl Publisher {
@@ -58,6 +60,7 @@ impl Publisher {
             per_pipe: HashMap::new(),
             all: Subscriptions::default(),
             inbox: VecDeque::new(),
+            targets: Vec::new(),
             fq: FairQueue::default(),
             drops: Drops::default(),
         }
@@ -116,12 +119,15 @@ impl Pattern for Publisher {
     fn send(&mut self, pipes: &Pipes, msg: Parts, options: &Options) -> Result<(), SendError> {
         self.read_subscriptions(pipes, options.xpub_verbose);
         let topic = msg.first();
-        let targets = self
-            .per_pipe
-            .iter()
-            .filter(|(_, subs)| subs.matches(topic))
-            .map(|(&id, _)| id);
-        self.drops.hwm += dist::send(pipes, targets, &msg);
+        self.targets.clear();
+        self.targets.extend(
+            self.per_pipe
+                .iter()
+                .filter(|(_, subs)| subs.matches(topic))
+                .map(|(&id, _)| id),
+        );
+        let dropped = dist::send(pipes, self.targets.drain(..), msg);
+        self.drops.hwm += dropped;
         Ok(())
     }
 
@@ -169,7 +175,7 @@ impl Subscriber {
         } else if self.subs.remove(&topic).is_none() {
             return;
         }
-        dist::send(pipes, pipes.ids(), &subscription_msg(on, &topic));
+        dist::send(pipes, pipes.ids(), subscription_msg(on, &topic));
     }
 }
 
@@ -194,7 +200,7 @@ impl Pattern for Subscriber {
         if let Some((on, topic)) = subscription(&msg) {
             self.update(pipes, on, topic);
         } else {
-            dist::send(pipes, pipes.ids(), &msg);
+            dist::send(pipes, pipes.ids(), msg);
         }
         Ok(())
     }
