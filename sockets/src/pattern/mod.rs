@@ -29,7 +29,7 @@ pub struct Drops {
     pub hwm: u64,
     /// Messages a ROUTER dropped for an unknown routing id (or a full peer) without `ROUTER_MANDATORY`.
     pub unroutable: u64,
-    /// Frames larger than an `shm://` ring can carry (16 MiB), dropped.
+    /// Messages whose large frames together exceed what an `shm://` ring can carry (1 GiB), dropped.
     pub too_large: u64,
 }
 
