@@ -185,7 +185,9 @@ impl Gate {
                 room.put_slice(header);
                 room.put_slice(frame);
             }
-            // SAFETY: as for `sendmsg` below; `buf` holds `total` initialised bytes.
+            // SAFETY: `s.fd` is the stream's open descriptor (the I/O thread sets it to -1 under this
+            // lock before it closes the stream); `buf` holds `total` initialised bytes and outlives
+            // the call; MSG_DONTWAIT makes it never block, MSG_NOSIGNAL never raise SIGPIPE.
             let sent = unsafe {
                 libc::send(
                     s.fd,

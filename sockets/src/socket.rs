@@ -529,11 +529,10 @@ impl Socket {
         self.direct = None;
     }
 
-    /// Tries `attempt` for up to the spin bound before the caller parks: a writer that finds us
-    /// awake needs no wake-up system call, and we need no scheduler wake-up (never past `deadline`,
-    /// the call's own). `me` is our CPU. New
-    /// pipes are taken in meanwhile, and a receive (`recv`) holding its stream's read lease reads
-    /// the stream, which nobody else does while we spin.
+    /// Tries `attempt` for up to the spin bound, and never past the call's own `deadline`, before
+    /// the caller parks: a writer that finds us awake needs no wake-up system call, and we need no
+    /// scheduler wake-up. `me` is our CPU. New pipes are taken in meanwhile, and a receive (`recv`)
+    /// holding its stream's read lease reads the stream, which nobody else does while we spin.
     fn spin<T>(
         &mut self,
         me: u32,
