@@ -117,7 +117,10 @@ impl Pattern for Publisher {
     }
 
     fn send(&mut self, pipes: &Pipes, msg: Parts, options: &Options) -> Result<(), SendError> {
-        self.read_subscriptions(pipes, options.xpub_verbose);
+        // Subscriptions that came apply to this message; looking costs a few loads when none did.
+        if self.fq.readable(pipes) {
+            self.read_subscriptions(pipes, options.xpub_verbose);
+        }
         let topic = msg.first();
         self.targets.clear();
         self.targets.extend(
