@@ -551,8 +551,10 @@ impl DirectReader {
         self.more
     }
 
-    /// The gate, locked, if the lease still holds; marks us waiting.
-    fn enter(&mut self) -> Option<MutexGuard<'_, Inner>> {
+    /// The gate, locked, if the lease still holds; marks us waiting. The caller sets `entered`
+    /// first (so that [`DirectReader::leave`] says when we stop); the guard borrows only the gate,
+    /// so the gate's waker serves under it without a clone.
+    fn enter(&self) -> Option<MutexGuard<'_, Inner>> {
         let mut g = self.gate.lock();
         if g.generation != self.generation || g.fd < 0 {
             return None;
@@ -565,14 +567,13 @@ impl DirectReader {
             waiting: true,
             left,
         };
-        self.entered = true;
         Some(g)
     }
 
     /// Reads what the stream has, without blocking, and hands it to the session.
     pub fn read(&mut self) -> Step {
         let fd = self.fd.as_raw_fd();
-        let waker = self.gate.waker.clone();
+        self.entered = true;
         let Some(mut g) = self.enter() else {
             return Step::Lost;
         };
@@ -583,7 +584,7 @@ impl DirectReader {
             return Step::Delivered;
         }
         let pumped = g.pump(fd, Instant::now());
-        let (step, more) = settle(&mut g, &waker, pumped);
+        let (step, more) = settle(&mut g, &self.gate.waker, pumped);
         drop(g);
         self.more = more;
         step
@@ -610,10 +611,10 @@ impl DirectReader {
         running: impl FnOnce(),
     ) -> Step {
         let fd = self.fd.as_raw_fd();
-        let waker = self.gate.waker.clone();
         let can_block = std::mem::take(&mut self.fresh)
             && deadline.is_none_or(|d| d > Instant::now() + BLOCK_FIRST)
             && self.bounded_receive(fd);
+        self.entered = true;
         let Some(mut g) = self.enter() else {
             return Step::Lost;
         };
@@ -643,7 +644,7 @@ impl DirectReader {
                 Ok(None) => Ok(Pumped::Empty),
                 Err(failure) => Err(failure),
             };
-            let (step, more) = settle(&mut g, &waker, pumped);
+            let (step, more) = settle(&mut g, &self.gate.waker, pumped);
             drop(g);
             self.more = more;
             if step != Step::Empty {
