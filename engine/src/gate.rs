@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use zring_zmtp::{encode_header, flags, Connection, EventRef, Transmit, MAX_HEADER_LEN};
+use zring_zmtp::{encode_header, flags, Connection, EventRef, FrameView, Transmit, MAX_HEADER_LEN};
 
 use crate::session::Session;
 use crate::{EventFd, Waker};
@@ -40,6 +40,11 @@ const READ_MIN: usize = 8 * 1024;
 /// A frame body with at least this much still to come is read straight into its own buffer.
 const DIRECT_BODY: usize = 32 * 1024;
 
+/// Where a read on the socket's thread may put the one-frame messages it decodes itself, rather than
+/// through the session and the socket's queue (see [`DirectReader::read`]): each frame's body is
+/// borrowed from the read buffer.
+pub type Take<'a> = Option<&'a mut dyn FnMut(FrameView<'_>)>;
+
 /// The outcome of [`Gate::try_write`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direct {
@@ -47,6 +52,9 @@ pub enum Direct {
     Written,
     /// Part of it was: the rest is with the I/O thread, which must be woken.
     Partial,
+    /// It was added to the connection's batch, which the I/O thread (woken if the batch was empty)
+    /// writes with what precedes and follows it.
+    Batched,
     /// The gate is closed: queue the message as usual.
     Closed,
 }
@@ -91,6 +99,11 @@ pub(crate) struct Inner {
     open: bool,
     /// What a direct write left unwritten; the I/O thread writes it first.
     leftover: Transmit,
+    /// The I/O thread has no write under way and nothing of its own to write: the socket's thread
+    /// may write what the codec holds (set and cleared by the I/O thread, under the lock).
+    writer_idle: bool,
+    /// Buffers for the socket's thread to take a batch out of the codec with (kept for reuse).
+    spare: Transmit,
     reader: Reader,
     /// How the stream failed while the socket's thread read it; the I/O thread closes it.
     pub(crate) failure: Option<Failure>,
@@ -116,6 +129,16 @@ impl std::fmt::Debug for Gate {
 pub const DIRECT_FRAMES: usize = 16;
 /// A direct write of at most this many bytes is copied into one buffer and sent with `send(2)`.
 const SMALL_WRITE: usize = 512;
+/// A message whose frames are all at most this long may be batched by the socket's thread: copied
+/// into the connection's output, as the I/O thread would copy it ([`zring_zmtp::DEFAULT_INLINE_MAX`]).
+const BATCH_BODY: usize = zring_zmtp::DEFAULT_INLINE_MAX;
+/// The socket's thread batches only while less than this much waits for the I/O thread; beyond it,
+/// messages queue in the socket's pipe (and its high-water mark holds the sender back).
+const BATCH_LIMIT: usize = 64 * 1024;
+/// A batch this long is written by the socket's thread itself when the I/O thread has no write of
+/// its own under way: a stream of small messages then costs one system call per this many octets
+/// and no thread hand-off.
+const BATCH_WRITE: usize = 32 * 1024;
 
 impl Gate {
     pub(crate) fn new(session: Box<dyn Session>, waker: Waker) -> Gate {
@@ -127,6 +150,8 @@ impl Gate {
                 generation: 0,
                 open: false,
                 leftover: Transmit::new(),
+                writer_idle: false,
+                spare: Transmit::new(),
                 reader: Reader::Engine,
                 failure: None,
                 buf: BytesMut::new(),
@@ -139,14 +164,23 @@ impl Gate {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Writes one message (its frames, with MORE on all but the last) if the gate is open and
-    /// `queue_empty` says nothing is queued before it. What the kernel does not take is kept for the
-    /// I/O thread by reference to the frames `owned` gives (the same frames), not copied.
+    /// Sends one message (its frames, with MORE on all but the last) from the socket's thread, if
+    /// `queue_empty` says nothing is queued before it:
+    /// - written at once if the gate is open (the I/O thread is idle) and the message is large, or
+    ///   small and `isolated` (it does not follow another closely: a latency path);
+    /// - else, if every frame is small and the connection is up, copied into the connection's batch
+    ///   for the I/O thread to write with the others ([`Direct::Batched`]): a stream of small messages
+    ///   then costs the sender a copy each, not a trip through the socket's queue, and the I/O thread
+    ///   one write per batch. At most [`BATCH_LIMIT`] octets wait so.
+    ///
+    /// What the kernel does not take of a write is kept for the I/O thread by reference to the frames
+    /// `owned` gives (the same frames), not copied.
     pub fn try_write(
         &self,
         frames: &[&[u8]],
         owned: impl FnOnce() -> Vec<Bytes>,
         queue_empty: impl FnOnce() -> bool,
+        isolated: impl FnOnce() -> bool,
     ) -> Direct {
         if frames.is_empty() || frames.len() > DIRECT_FRAMES {
             return Direct::Closed;
@@ -154,9 +188,96 @@ impl Gate {
         let Ok(mut s) = self.inner.try_lock() else {
             return Direct::Closed;
         };
-        if !s.open || s.fd < 0 || !queue_empty() {
+        if s.fd < 0 || s.failure.is_some() || !queue_empty() {
             return Direct::Closed;
         }
+        let small = frames.iter().all(|f| f.len() <= BATCH_BODY);
+        if s.open && (!small || isolated()) {
+            return s.write_now(frames, owned);
+        }
+        if !small {
+            return Direct::Closed;
+        }
+        let Some(codec) = s.codec.as_mut().filter(|c| c.is_ready()) else {
+            return Direct::Closed;
+        };
+        let was_empty = !codec.wants_write();
+        if codec.pending() >= BATCH_LIMIT {
+            return Direct::Closed;
+        }
+        let last = frames.len() - 1;
+        for (i, frame) in frames.iter().enumerate() {
+            if codec.send_frame_copy(frame, i < last).is_err() {
+                // Only a closed connection refuses, and the first frame shows it: nothing was
+                // added, and the message goes to the queue, which outlives the stream.
+                return Direct::Closed;
+            }
+        }
+        let full = codec.pending() >= BATCH_WRITE;
+        // Bytes wait in the batch: nothing may be written past them.
+        s.open = false;
+        let wake = if full && s.writer_idle && s.leftover.is_empty() {
+            s.write_batch()
+        } else {
+            was_empty
+        };
+        drop(s);
+        if wake {
+            self.waker.wake();
+        }
+        Direct::Batched
+    }
+}
+
+impl Inner {
+    /// Writes what the codec holds (the I/O thread being idle, under the lock); what the kernel does
+    /// not take stays in `leftover`. Returns whether the I/O thread must be woken (something is left
+    /// for it).
+    fn write_batch(&mut self) -> bool {
+        let Some(codec) = self.codec.as_mut() else {
+            return false;
+        };
+        let mut batch = std::mem::take(&mut self.spare);
+        codec.poll_transmit(&mut batch);
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; 64];
+        let mut n = 0;
+        for (slot, chunk) in iov.iter_mut().zip(batch.chunks()) {
+            *slot = libc::iovec {
+                iov_base: chunk.as_ptr().cast_mut().cast(),
+                iov_len: chunk.len(),
+            };
+            n += 1;
+        }
+        // SAFETY: `msghdr` is plain data; every field is set below before use.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = n;
+        // SAFETY: `self.fd` is the stream's open descriptor (the I/O thread sets it to -1 under the
+        // gate's lock, which we hold, before it closes the stream); the iovecs point into `batch`,
+        // which outlives the call; MSG_DONTWAIT makes it never block, MSG_NOSIGNAL never raise
+        // SIGPIPE.
+        let sent = unsafe { libc::sendmsg(self.fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+        match taken(sent) {
+            Some(n) => batch.advance(n),
+            // The stream is failing: the I/O thread will find it so and close it.
+            None => batch.clear(),
+        }
+        let left = !batch.is_empty();
+        if left {
+            self.leftover.append(&mut batch);
+            self.writer_idle = false;
+        }
+        batch.clear();
+        self.spare = batch;
+        left
+    }
+
+    /// Writes one message to the stream now (the gate is open, under its lock); what the kernel does
+    /// not take stays in `leftover` and closes the gate.
+    fn write_now(&mut self, frames: &[&[u8]], owned: impl FnOnce() -> Vec<Bytes>) -> Direct {
         let mut headers = [[0u8; MAX_HEADER_LEN]; DIRECT_FRAMES];
         let mut lens = [0usize; DIRECT_FRAMES];
         let mut total = 0usize;
@@ -185,12 +306,13 @@ impl Gate {
                 room.put_slice(header);
                 room.put_slice(frame);
             }
-            // SAFETY: `s.fd` is the stream's open descriptor (the I/O thread sets it to -1 under this
-            // lock before it closes the stream); `buf` holds `total` initialised bytes and outlives
-            // the call; MSG_DONTWAIT makes it never block, MSG_NOSIGNAL never raise SIGPIPE.
+            // SAFETY: `self.fd` is the stream's open descriptor (the I/O thread sets it to -1 under
+            // the gate's lock, which we hold, before it closes the stream); `buf` holds `total`
+            // initialised bytes and outlives the call; MSG_DONTWAIT makes it never block,
+            // MSG_NOSIGNAL never raise SIGPIPE.
             let sent = unsafe {
                 libc::send(
-                    s.fd,
+                    self.fd,
                     buf.as_ptr().cast(),
                     total,
                     libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
@@ -200,9 +322,9 @@ impl Gate {
                 Some(n) if n < total => n,
                 _ => return Direct::Written,
             };
-            s.leftover
+            self.leftover
                 .push_bytes(buf.get(written..total).unwrap_or_default());
-            s.open = false;
+            self.open = false;
             return Direct::Partial;
         }
         let mut iov = [libc::iovec {
@@ -223,10 +345,11 @@ impl Gate {
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = iov.as_mut_ptr();
         msg.msg_iovlen = 2 * frames.len();
-        // SAFETY: `s.fd` is the stream's open descriptor (the I/O thread sets it to -1 under this lock
-        // before it closes the stream); the iovecs point into `headers` and `frames`, which outlive
-        // the call; MSG_DONTWAIT makes it never block, MSG_NOSIGNAL never raise SIGPIPE.
-        let sent = unsafe { libc::sendmsg(s.fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+        // SAFETY: `self.fd` is the stream's open descriptor (the I/O thread sets it to -1 under the
+        // gate's lock, which we hold, before it closes the stream); the iovecs point into `headers`
+        // and `frames`, which outlive the call; MSG_DONTWAIT makes it never block, MSG_NOSIGNAL
+        // never raise SIGPIPE.
+        let sent = unsafe { libc::sendmsg(self.fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
         let written = match taken(sent) {
             Some(n) if n < total => n,
             _ => return Direct::Written,
@@ -236,12 +359,12 @@ impl Gate {
         for (h, frame) in headers.zip(owned()) {
             let n = skip.min(h.len());
             skip -= n;
-            s.leftover.push_bytes(h.get(n..).unwrap_or_default());
+            self.leftover.push_bytes(h.get(n..).unwrap_or_default());
             let n = skip.min(frame.len());
             skip -= n;
-            s.leftover.push_shared(frame.slice(n..));
+            self.leftover.push_shared(frame.slice(n..));
         }
-        s.open = false;
+        self.open = false;
         Direct::Partial
     }
 }
@@ -266,6 +389,7 @@ impl Inner {
         self.fd = fd;
         self.generation = self.generation.wrapping_add(1);
         self.open = false;
+        self.writer_idle = false;
         self.leftover.clear();
         self.reader = Reader::Engine;
         self.failure = None;
@@ -275,6 +399,7 @@ impl Inner {
     pub(crate) fn shut(&mut self) {
         self.fd = -1;
         self.open = false;
+        self.writer_idle = false;
         self.leftover.clear();
         self.reader = Reader::Engine;
         self.session.on_close();
@@ -284,7 +409,17 @@ impl Inner {
     /// writes).
     pub(crate) fn close_writes(&mut self) -> Transmit {
         self.open = false;
+        if !self.leftover.is_empty() {
+            // The I/O thread holds bytes to write now: nothing may pass them.
+            self.writer_idle = false;
+        }
         std::mem::take(&mut self.leftover)
+    }
+
+    /// Says whether the I/O thread has a write under way or bytes of its own to write (it sets this
+    /// in the same locked section in which it takes bytes to write, and when its writes are done).
+    pub(crate) fn set_writer_idle(&mut self, idle: bool) {
+        self.writer_idle = idle;
     }
 
     /// Opens the write side (the I/O thread, when it is idle).
@@ -319,12 +454,18 @@ impl Inner {
     }
 
     /// Reads what the kernel has (without blocking) and runs it through the codec to the session.
-    pub(crate) fn pump(&mut self, fd: RawFd, now: Instant) -> Result<Pumped, Failure> {
+    /// One-frame messages go to `take`, if given, while the order allows (see [`Inner::input`]).
+    pub(crate) fn pump(
+        &mut self,
+        fd: RawFd,
+        now: Instant,
+        take: Take<'_>,
+    ) -> Result<Pumped, Failure> {
         if let Some(pumped) = self.pump_body(fd, now)? {
             return Ok(pumped);
         }
         match self.read(fd)? {
-            Some((data, full)) => self.input(&data, now).map(|()| Pumped::Data { full }),
+            Some((data, full)) => self.input(&data, now, take).map(|()| Pumped::Data { full }),
             None => Ok(Pumped::Empty),
         }
     }
@@ -357,7 +498,7 @@ impl Inner {
             DIRECT_BODY,
             now,
             fill,
-            to_session(&mut self.session, &mut refused),
+            to_session(&mut self.session, &mut refused, None),
         ) else {
             return Ok(None);
         };
@@ -372,14 +513,23 @@ impl Inner {
         }
     }
 
-    /// Runs the codec over `data`, handing what arrives to the session.
-    pub(crate) fn input(&mut self, data: &Bytes, now: Instant) -> Result<(), Failure> {
+    /// Runs the codec over `data`, handing what arrives to the session; or, if `take` is given and
+    /// the session is [drained](Session::drained), one-frame messages to `take` until something
+    /// else comes (a frame with more to follow, a command's event), from which on everything goes
+    /// to the session, in order.
+    pub(crate) fn input(
+        &mut self,
+        data: &Bytes,
+        now: Instant,
+        take: Take<'_>,
+    ) -> Result<(), Failure> {
         let Some(codec) = self.codec.as_mut() else {
             return Ok(());
         };
         let mut refused = false;
+        let take = take.filter(|_| self.session.drained());
         codec
-            .handle_input_with(data, now, to_session(&mut self.session, &mut refused))
+            .handle_input_with(data, now, to_session(&mut self.session, &mut refused, take))
             .map_err(Failure::Protocol)?;
         if refused {
             return Err(Failure::Refused);
@@ -389,15 +539,28 @@ impl Inner {
 }
 
 /// Hands the codec's events to the session; a refused peer (`on_ready` said no) sets `refused`, and
-/// nothing after it is delivered.
-fn to_session<'a>(
+/// nothing after it is delivered. One-frame messages go to `take` instead, until anything else
+/// comes.
+fn to_session<'a, 'f: 'a>(
     session: &'a mut Box<dyn Session>,
     refused: &'a mut bool,
-) -> impl FnMut(EventRef<'_>) + 'a {
+    mut take: Option<&'a mut (dyn FnMut(FrameView<'_>) + 'f)>,
+) -> impl FnMut(EventRef<'_>) + use<'a, 'f> {
     move |event| match event {
         _ if *refused => {}
-        EventRef::Ready(peer) => *refused = !session.on_ready(&peer),
-        other => session.on_event(other),
+        EventRef::Frame(view) if !view.more() && take.is_some() => {
+            if let Some(take) = take.as_mut() {
+                take(view);
+            }
+        }
+        EventRef::Ready(peer) => {
+            take = None;
+            *refused = !session.on_ready(&peer);
+        }
+        other => {
+            take = None;
+            session.on_event(other);
+        }
     }
 }
 
@@ -570,8 +733,10 @@ impl DirectReader {
         Some(g)
     }
 
-    /// Reads what the stream has, without blocking, and hands it to the session.
-    pub fn read(&mut self) -> Step {
+    /// Reads what the stream has, without blocking, and hands it to the session; or, with `take`,
+    /// the one-frame messages to `take` while nothing from the peer is queued for the socket or held
+    /// by the session (the socket then has them first, and order is kept).
+    pub fn read(&mut self, take: Take<'_>) -> Step {
         let fd = self.fd.as_raw_fd();
         self.entered = true;
         let Some(mut g) = self.enter() else {
@@ -583,7 +748,7 @@ impl DirectReader {
             self.more = true;
             return Step::Delivered;
         }
-        let pumped = g.pump(fd, Instant::now());
+        let pumped = g.pump(fd, Instant::now(), take);
         let (step, more) = settle(&mut g, &self.gate.waker, pumped);
         drop(g);
         self.more = more;
@@ -601,6 +766,8 @@ impl DirectReader {
     /// Unix sockets). What `wake` announces meanwhile (control mail, such as a second peer) waits
     /// at most that long.
     ///
+    /// What that receive reads goes to `take` as with [`DirectReader::read`].
+    ///
     /// `running` is called when that receive returns with input (or the stream's end), before the
     /// input goes to the session: the socket stops saying that it waits, so that the messages it
     /// hands itself do not write `wake`.
@@ -609,6 +776,7 @@ impl DirectReader {
         wake: &EventFd,
         deadline: Option<Instant>,
         running: impl FnOnce(),
+        take: Take<'_>,
     ) -> Step {
         let fd = self.fd.as_raw_fd();
         let can_block = std::mem::take(&mut self.fresh)
@@ -639,7 +807,7 @@ impl DirectReader {
             g.buf = buf;
             let pumped = match got {
                 Ok(Some((data, full))) => g
-                    .input(&data, Instant::now())
+                    .input(&data, Instant::now(), take)
                     .map(|()| Pumped::Data { full }),
                 Ok(None) => Ok(Pumped::Empty),
                 Err(failure) => Err(failure),
@@ -819,14 +987,14 @@ mod tests {
                     written.extend(frame(b, k + 1 < bodies.len()));
                 }
                 let owned = || bodies.iter().map(|b| Bytes::from(b.clone())).collect();
-                last = gate.try_write(&frames, owned, || true);
+                last = gate.try_write(&frames, owned, || true, || true);
                 if last != Direct::Written {
                     break;
                 }
             }
             assert_eq!(last, Direct::Partial, "{what}: the buffers fill");
             assert_eq!(
-                gate.try_write(&[b"x"], Vec::new, || true),
+                gate.try_write(&[b"x"], Vec::new, || true, || true),
                 Direct::Closed,
                 "{what}: shut until the I/O thread has written the rest"
             );

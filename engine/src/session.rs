@@ -51,6 +51,12 @@ pub trait Session: Send {
     fn backlogged(&self) -> bool {
         false
     }
+    /// Whether the session holds nothing from the peer (no partial message, nothing waiting for
+    /// room) and its queue to the socket is empty: then a direct read may hand one-frame messages to
+    /// the socket's thread itself, ahead of the queue, and order is kept.
+    fn drained(&self) -> bool {
+        false
+    }
     /// Moves messages queued by the socket into `conn`. Returns true if more remain (the engine calls
     /// again once the batch is written).
     fn fill(&mut self, conn: &mut Connection) -> bool;

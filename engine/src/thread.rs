@@ -594,7 +594,7 @@ impl IoThread {
                 // The socket's thread holds the lease: it reads.
                 return;
             }
-            let outcome = match g.pump(fd, Instant::now()) {
+            let outcome = match g.pump(fd, Instant::now(), None) {
                 Ok(Pumped::Data { full }) => Ok((g.session.accepting(), full)),
                 Ok(Pumped::Empty) => Ok((true, false)),
                 Err(failure) => Err(failure),
@@ -678,8 +678,12 @@ impl IoThread {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        let flushed = !c.write_inflight && c.out.is_empty();
         let mut g = c.gate.lock();
+        // What the socket's thread batched into the codec since the flush is not written yet (it
+        // woke this thread for it).
+        let flushed = !c.write_inflight
+            && c.out.is_empty()
+            && !g.codec.as_ref().is_some_and(Connection::wants_write);
         if g.session.finished() && (flushed || g.session.abandoned()) {
             drop(g);
             self.close(conn, false);
@@ -704,6 +708,9 @@ impl IoThread {
         if let Some(codec) = g.codec.as_mut() {
             codec.poll_transmit(&mut c.out);
         }
+        // Whatever this thread holds, or has in flight, goes before what the codec gets next: the
+        // socket's thread must not write past it.
+        g.set_writer_idle(!c.write_inflight && c.out.is_empty());
         drop(g);
         if c.write_inflight || c.out.is_empty() || c.phase != Phase::Live {
             return;
@@ -711,6 +718,28 @@ impl IoThread {
         let Some(fd) = c.socket.as_ref().map(AsRawFd::as_raw_fd) else {
             return;
         };
+        // First a plain non-blocking write, which on an idle stream takes it all: the socket's
+        // thread may then write its next batch itself without waiting for a completion to be
+        // reaped here.
+        let mut slices = Vec::new();
+        c.out.io_slices(&mut slices, MAX_IOV);
+        // SAFETY: `IoSlice` is ABI-compatible with `iovec`; `slices` borrows `c.out`, which
+        // outlives the call; `fd` is the open stream; MSG_DONTWAIT makes it never block,
+        // MSG_NOSIGNAL never raise SIGPIPE.
+        let sent = unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = slices.as_mut_ptr().cast();
+            msg.msg_iovlen = slices.len();
+            libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+        };
+        drop(slices);
+        if let Ok(n) = usize::try_from(sent) {
+            c.out.advance(n);
+            if c.out.is_empty() {
+                c.gate.lock().set_writer_idle(true);
+                return;
+            }
+        }
         let batch = std::mem::take(&mut c.out);
         let mut slices = Vec::new();
         batch.io_slices(&mut slices, MAX_IOV);

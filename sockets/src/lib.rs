@@ -42,7 +42,7 @@ mod transport;
 pub use context::{Context, ContextBuilder};
 pub use error::{Error, Result};
 pub use monitor::{DisconnectReason, Monitor, MonitorEvent};
-pub use msg::{Msg, INLINE_CAP};
+pub use msg::{IntoMsg, Msg, INLINE_CAP};
 pub use options::DEFAULT_HWM;
 pub use pattern::Drops;
 pub use poll::{poll, proxy, proxy_steerable, Events, PollItem};

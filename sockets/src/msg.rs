@@ -78,6 +78,16 @@ impl Msg {
         }
     }
 
+    /// The frame a network stream delivered: a small body copied inline, a larger one kept as the
+    /// slice of the read buffer it is (no copy).
+    pub(crate) fn from_frame(view: zring_zmtp::FrameView<'_>) -> Msg {
+        if view.body().len() <= INLINE_CAP {
+            Msg::copy_from_slice(view.body())
+        } else {
+            Msg::from(view.into_bytes())
+        }
+    }
+
     /// Whether the body lives inside the `Msg` (small) rather than in a shared buffer.
     pub(crate) fn is_inline(&self) -> bool {
         matches!(self.body, Body::Inline { .. })
@@ -205,6 +215,37 @@ impl From<&Msg> for Msg {
         m.clone()
     }
 }
+
+/// What [`Socket::send`](crate::Socket::send) takes: anything that becomes a [`Msg`] and whose bytes
+/// can be read where they are, so that a small message can be copied straight into its stream's
+/// batch without becoming a `Msg` first.
+pub trait IntoMsg: Into<Msg> + AsRef<[u8]> {
+    /// Whether further frames of the same message follow (only a `Msg` can say so).
+    fn more(&self) -> bool {
+        false
+    }
+}
+
+impl IntoMsg for Msg {
+    fn more(&self) -> bool {
+        self.more
+    }
+}
+
+impl IntoMsg for &Msg {
+    fn more(&self) -> bool {
+        self.more
+    }
+}
+
+impl IntoMsg for Bytes {}
+impl IntoMsg for Vec<u8> {}
+impl IntoMsg for String {}
+impl IntoMsg for &[u8] {}
+impl<const N: usize> IntoMsg for &[u8; N] {}
+impl IntoMsg for &str {}
+impl IntoMsg for &String {}
+impl IntoMsg for &Vec<u8> {}
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,7 @@
 //! Wake-ups: each end has a [`Signal`]. A writer wakes the reader only when the reader has said it is
 //! parked; a reader that frees space in a queue that was full wakes the writer the same way.
 
+use std::cell::RefCell;
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
@@ -273,6 +274,11 @@ impl Signal {
         self.notify();
     }
 
+    /// Whether commands were posted that the owner has not taken.
+    pub(crate) fn has_mail(&self) -> bool {
+        self.has_mail.load(Ordering::Acquire)
+    }
+
     /// Takes the commands posted so far.
     pub(crate) fn take_mail(&self) -> Vec<Command> {
         if !self.has_mail.load(Ordering::Acquire) {
@@ -409,6 +415,8 @@ struct Shared {
     /// `i` may write through it (checked first, so that pipes without one pay no lock).
     gates: [Mutex<Option<Arc<zring_engine::Gate>>>; 2],
     has_gate: [AtomicBool; 2],
+    /// Counts the changes of `gates[i]` (Release after each), for the ends' copies of it.
+    gate_epoch: [AtomicU64; 2],
     /// When side `i` last sent a message (nanoseconds since `epoch`): a message that follows another
     /// closely is part of a stream and is better batched by the I/O thread than written alone.
     last_send: [AtomicU64; 2],
@@ -445,6 +453,9 @@ enum Way {
 struct Local {
     shared: Arc<Shared>,
     side: usize,
+    /// The gate this end writes through, as of `Shared::gate_epoch[side]` (the first value): kept
+    /// so that a send takes no lock and no reference count to find it.
+    gate: RefCell<(u64, Option<Arc<zring_engine::Gate>>)>,
 }
 
 /// The bounds of a new pipe, per direction.
@@ -477,6 +488,7 @@ impl PipeEnd {
             want_room: [AtomicBool::new(false), AtomicBool::new(false)],
             gates: [Mutex::new(None), Mutex::new(None)],
             has_gate: [AtomicBool::new(false), AtomicBool::new(false)],
+            gate_epoch: [AtomicU64::new(0), AtomicU64::new(0)],
             last_send: [AtomicU64::new(0), AtomicU64::new(0)],
             epoch: Instant::now(),
         });
@@ -485,11 +497,16 @@ impl PipeEnd {
                 way: Way::Local(Local {
                     shared: shared.clone(),
                     side: 0,
+                    gate: RefCell::default(),
                 }),
                 peer: b.1,
             },
             PipeEnd {
-                way: Way::Local(Local { shared, side: 1 }),
+                way: Way::Local(Local {
+                    shared,
+                    side: 1,
+                    gate: RefCell::default(),
+                }),
                 peer: a.1,
             },
         )
@@ -536,6 +553,16 @@ impl PipeEnd {
         }
     }
 
+    /// Sends a one-frame message of `body` straight through the stream's gate (written at once, or
+    /// batched for the I/O thread), without making a `Msg` of it; `false` if it must take the queue
+    /// (see [`PipeEnd::try_send`]).
+    pub(crate) fn try_send_body(&self, body: &[u8]) -> bool {
+        match &self.way {
+            Way::Local(l) => l.try_gate(&[body], || vec![Bytes::copy_from_slice(body)], true),
+            Way::Shm(_) => false,
+        }
+    }
+
     /// [`PipeEnd::try_send`] for one of several copies of a message (PUB fan-out): a small one always
     /// goes through the queue. Written directly, each copy would cost the sender a system call, and
     /// the time those take makes the next message look isolated again (measured: 8 subscribers
@@ -552,6 +579,14 @@ impl PipeEnd {
         match &self.way {
             Way::Local(l) => l.writable(),
             Way::Shm(s) => s.writable(),
+        }
+    }
+
+    /// Whether the peer has taken every message we queued (a local pipe; `false` otherwise).
+    pub(crate) fn all_taken(&self) -> bool {
+        match &self.way {
+            Way::Local(l) => l.out().is_empty(),
+            Way::Shm(_) => false,
         }
     }
 
@@ -664,6 +699,7 @@ impl Local {
         *self.shared.gates[other]
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = gate;
+        self.shared.gate_epoch[other].fetch_add(1, Ordering::Release);
         self.shared.has_gate[other].store(on, Ordering::Release);
     }
 
@@ -675,27 +711,9 @@ impl Local {
             .clone()
     }
 
-    /// Writes `msg` straight to the stream if the direct path is open, nothing is queued before it,
-    /// and it is worth it: a large message, or a small one that does not follow another closely (a
-    /// stream of small messages is better batched by the I/O thread).
+    /// Sends `msg` through the stream's gate if nothing is queued before it (see
+    /// [`Local::try_gate`]). `false`: queue it.
     fn try_direct(&self, msg: &Parts, small_direct: bool) -> bool {
-        // Behind queued messages, a message must queue too (and needs no clock).
-        if !self.shared.has_gate[self.side].load(Ordering::Acquire) || !self.out().is_empty() {
-            return false;
-        }
-        let now = u64::try_from(self.shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        let last = self.shared.last_send[self.side].swap(now, Ordering::Relaxed);
-        let large = msg.frames().map(|m| m.len()).sum::<usize>() >= DIRECT_LARGE;
-        if !large && (!small_direct || now.saturating_sub(last) < DIRECT_GAP_NS) {
-            return false;
-        }
-        let gate = self.shared.gates[self.side]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let Some(gate) = gate else {
-            return false;
-        };
         // The frames as slices, without a vector (the gate takes at most `DIRECT_FRAMES`).
         let mut slices: [&[u8]; zring_engine::DIRECT_FRAMES] = [&[]; zring_engine::DIRECT_FRAMES];
         let mut n = 0;
@@ -707,8 +725,44 @@ impl Local {
             return false;
         }
         let owned = || msg.frames().map(|m| m.clone().into_bytes()).collect();
-        match gate.try_write(&slices[..n], owned, || self.out().is_empty()) {
-            zring_engine::Direct::Written => true,
+        self.try_gate(&slices[..n], owned, small_direct)
+    }
+
+    /// Sends the message of `frames` through the stream's gate if nothing is queued before it:
+    /// written at once when the I/O thread is idle and it is worth it (a large message, or a small
+    /// one that does not follow another closely and `small_direct` allows), else, if small, added to
+    /// the connection's batch (see [`zring_engine::Gate::try_write`]). `owned` gives the same frames
+    /// to keep what the kernel does not take. `false`: queue it.
+    fn try_gate(
+        &self,
+        frames: &[&[u8]],
+        owned: impl FnOnce() -> Vec<Bytes>,
+        small_direct: bool,
+    ) -> bool {
+        // Behind queued messages, a message must queue too.
+        if !self.shared.has_gate[self.side].load(Ordering::Acquire) || !self.out().is_empty() {
+            return false;
+        }
+        let epoch = self.shared.gate_epoch[self.side].load(Ordering::Acquire);
+        let mut cached = self.gate.borrow_mut();
+        if cached.0 != epoch {
+            let gate = self.shared.gates[self.side]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            *cached = (epoch, gate);
+        }
+        let Some(gate) = &cached.1 else {
+            return false;
+        };
+        let isolated = || {
+            let now = u64::try_from(self.shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let last = self.shared.last_send[self.side].swap(now, Ordering::Relaxed);
+            let large = frames.iter().map(|f| f.len()).sum::<usize>() >= DIRECT_LARGE;
+            large || (small_direct && now.saturating_sub(last) >= DIRECT_GAP_NS)
+        };
+        match gate.try_write(frames, owned, || self.out().is_empty(), isolated) {
+            zring_engine::Direct::Written | zring_engine::Direct::Batched => true,
             zring_engine::Direct::Partial => {
                 // The I/O thread writes the rest.
                 self.notify_peer();

@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use zring_engine::{DirectReader, Step};
+use zring_engine::{DirectReader, Step, Take};
+use zring_zmtp::FrameView;
 
 use crate::context::{Context, Party};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::msg::Msg;
+use crate::msg::{IntoMsg, Msg};
 use crate::options::{bound, Options};
 use crate::pattern::{self, Drops, Pattern, SendError};
 use crate::pipe::{Capacity, Command, Parts, PeerMeta, PipeEnd, Waiter};
@@ -48,8 +49,18 @@ pub struct Socket {
     options: Options,
     /// Frames of the message being sent, until the one without `more`.
     sending: Vec<Msg>,
+    /// Whether the pattern sends each message to its one peer unchanged (PUSH, DEALER, PAIR): then a
+    /// message may go straight to that peer's stream ([`Socket::send_body`]).
+    plain_out: bool,
     /// Frames of the message being received, not yet returned.
     receiving: VecDeque<Msg>,
+    /// Whether the pattern receives each message from its peers unchanged (PULL, DEALER, PAIR): then
+    /// a read of the one stream on this thread may keep one-frame messages in `inbox`.
+    plain_in: bool,
+    /// One-frame messages this thread read from its stream while nothing from that peer was queued
+    /// or held elsewhere (so they come before anything in the pipe): at most one read's worth, taken
+    /// before the pipe.
+    inbox: VecDeque<Msg>,
     /// inproc names this socket bound.
     bound: Vec<String>,
     /// Network listeners this socket runs.
@@ -105,7 +116,16 @@ impl Socket {
             pattern: pattern::new(socket_type),
             options: Options::default(),
             sending: Vec::new(),
+            plain_out: matches!(
+                socket_type,
+                SocketType::Push | SocketType::Dealer | SocketType::Pair
+            ),
             receiving: VecDeque::new(),
+            plain_in: matches!(
+                socket_type,
+                SocketType::Pull | SocketType::Dealer | SocketType::Pair
+            ),
+            inbox: VecDeque::new(),
             bound: Vec::new(),
             listeners: Vec::new(),
             ipc_files: Vec::new(),
@@ -449,7 +469,10 @@ impl Socket {
                 self.direct.as_mut(),
             ) {
                 (Some(wake), Some(direct)) => {
-                    let step = direct.wait(wake, deadline, || self.waiter.cancel());
+                    let inbox = &mut self.inbox;
+                    let mut keep = |view: FrameView<'_>| inbox.push_back(Msg::from_frame(view));
+                    let take: Take<'_> = if self.plain_in { Some(&mut keep) } else { None };
+                    let step = direct.wait(wake, deadline, || self.waiter.cancel(), take);
                     self.waiter.cancel();
                     match step {
                         Step::Lost => self.direct = None,
@@ -521,7 +544,10 @@ impl Socket {
             self.direct = None;
             self.direct = DirectReader::acquire(&gate);
         }
-        self.direct.as_mut().map_or(Step::Lost, DirectReader::read)
+        let inbox = &mut self.inbox;
+        let mut keep = |view: FrameView<'_>| inbox.push_back(Msg::from_frame(view));
+        let take: Take<'_> = if self.plain_in { Some(&mut keep) } else { None };
+        self.direct.as_mut().map_or(Step::Lost, |d| d.read(take))
     }
 
     /// Gives the read lease back to the I/O thread (before this thread waits on something else).
@@ -611,14 +637,37 @@ impl Socket {
 
     /// Sends one frame. A frame with [`Msg::more`] set waits for the rest of its message, which goes
     /// out with the first frame sent without it.
-    pub fn send(&mut self, msg: impl Into<Msg>) -> Result<()> {
+    pub fn send(&mut self, msg: impl IntoMsg) -> Result<()> {
+        if self.send_body(&msg) {
+            return Ok(());
+        }
         self.send_frame(msg.into(), self.options.sndtimeo)
     }
 
     /// Sends one frame without waiting: [`Error::WouldBlock`] if it cannot go now (the message is then
     /// not sent).
-    pub fn try_send(&mut self, msg: impl Into<Msg>) -> Result<()> {
+    pub fn try_send(&mut self, msg: impl IntoMsg) -> Result<()> {
+        if self.send_body(&msg) {
+            return Ok(());
+        }
         self.send_frame(msg.into(), Some(Duration::ZERO))
+    }
+
+    /// The short way of a one-frame message on a socket that sends to its one peer unchanged (PUSH,
+    /// DEALER, PAIR) over a network stream: the bytes go to the stream's gate (written, or batched
+    /// for the I/O thread) without becoming a `Msg`, when nothing is queued before them. `false`:
+    /// take the usual way (nothing was sent).
+    fn send_body(&mut self, msg: &impl IntoMsg) -> bool {
+        if !self.plain_out
+            || msg.more()
+            || !self.sending.is_empty()
+            || self.waiter.signal.has_mail()
+        {
+            return false;
+        }
+        self.pipes
+            .only()
+            .is_some_and(|pipe| pipe.try_send_body(msg.as_ref()))
     }
 
     /// Sends a multipart message.
@@ -652,7 +701,10 @@ impl Socket {
                 op: "recv",
             });
         }
-        let parts = self.wait_for(timeout, true, |s| s.pattern.recv(&s.pipes, &s.options));
+        let parts = self.wait_for(timeout, true, |s| match s.inbox.pop_front() {
+            Some(msg) => Ok(Some(Parts::one(msg))),
+            None => s.pattern.recv(&s.pipes, &s.options),
+        });
         if let Some(direct) = self.direct.as_mut() {
             direct.leave();
         }
@@ -661,6 +713,9 @@ impl Socket {
 
     fn recv_frame(&mut self, timeout: Option<Duration>) -> Result<Msg> {
         if let Some(m) = self.receiving.pop_front() {
+            return Ok(m);
+        }
+        if let Some(m) = self.inbox.pop_front() {
             return Ok(m);
         }
         // The first frame goes to the caller at once; only the frames after it wait here.
@@ -735,7 +790,9 @@ impl Socket {
     /// Whether a message can be received now without waiting.
     pub fn readable(&mut self) -> bool {
         self.process_mail();
-        let ready = |s: &Socket| !s.receiving.is_empty() || s.pattern.readable(&s.pipes);
+        let ready = |s: &Socket| {
+            !s.receiving.is_empty() || !s.inbox.is_empty() || s.pattern.readable(&s.pipes)
+        };
         if !ready(self) && self.direct.is_some() {
             // This thread holds the stream's read lease: what the kernel has is ours to read.
             if self.read_direct() == Step::Lost {

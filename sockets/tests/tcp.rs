@@ -665,3 +665,99 @@ fn a_receiver_waiting_on_its_stream_times_out_and_is_reached_by_a_second_peer() 
         assert_eq!(receiver.join().unwrap(), ["three", "two"], "{transport:?}");
     }
 }
+
+#[test]
+fn a_conflating_receiver_reading_its_stream_keeps_only_the_newest_message() {
+    let (listener, endpoint) = hand_listener();
+    let net = tcp();
+    let mut pull = net.socket(SocketType::Pull);
+    pull.set_conflate(true).unwrap();
+    pull.connect(&endpoint).unwrap();
+    let (got, received) = std::sync::mpsc::channel();
+    let receiver = std::thread::spawn(move || {
+        // After the first message the receiver waits on its one stream itself, and the burst
+        // comes in one read there.
+        for _ in 0..2 {
+            got.send(pull.recv_string().unwrap()).unwrap();
+        }
+        pull
+    });
+    let mut peer = raw_pusher(&listener);
+    peer.write_all(&frame(b"first")).unwrap();
+    assert_eq!(received.recv_timeout(WATCHDOG).unwrap(), "first");
+    let burst: Vec<u8> = (0..100)
+        .flat_map(|i| frame(format!("state {i}").as_bytes()))
+        .collect();
+    peer.write_all(&burst).unwrap();
+    assert_eq!(received.recv_timeout(WATCHDOG).unwrap(), "state 99");
+    let mut pull = receiver.join().unwrap();
+    assert!(matches!(pull.try_recv(), Err(Error::WouldBlock)));
+}
+
+/// The `i`-th message of a mixed stream: mostly small one-frame messages (which the sender batches
+/// itself), with large ones and multipart ones among them (which take the socket's queue).
+fn mixed(i: u32) -> Vec<Vec<u8>> {
+    let tag = i.to_be_bytes().to_vec();
+    match i % 50 {
+        7 => vec![tag, vec![1u8; 100 * 1024]],
+        13 => vec![[tag, vec![2u8; 40 * 1024]].concat()],
+        29 => vec![tag, Vec::new(), b"third".to_vec()],
+        _ => vec![tag],
+    }
+}
+
+#[test]
+fn a_stream_of_small_large_and_multipart_messages_arrives_in_order_even_when_dropped_at_once() {
+    for transport in [Transport::Tcp, Transport::Ipc] {
+        let net = Net::new(transport);
+        let (mut pull, ep) = net.bound(SocketType::Pull);
+        let mut push = net.connected(SocketType::Push, &ep);
+        // One message first, so that the stream is up when the burst starts.
+        push.send("up").unwrap();
+        assert_eq!(pull.recv_string().unwrap(), "up");
+        let sender = std::thread::spawn(move || {
+            for i in 0..20_000u32 {
+                match mixed(i).as_slice() {
+                    [one] => push.send(one.as_slice()).unwrap(),
+                    parts => push
+                        .send_multipart(parts.iter().map(Vec::as_slice))
+                        .unwrap(),
+                }
+            }
+            // Dropped at once: what it batched or queued is still delivered (linger).
+        });
+        for i in 0..20_000u32 {
+            let got: Vec<Vec<u8>> = pull
+                .recv_multipart()
+                .unwrap()
+                .iter()
+                .map(|m| m.to_vec())
+                .collect();
+            assert_eq!(got, mixed(i), "{transport:?} message {i}");
+        }
+        sender.join().unwrap();
+        assert!(matches!(pull.try_recv(), Err(Error::WouldBlock)));
+    }
+}
+
+#[test]
+fn a_sender_dropped_right_after_a_burst_delivers_all_of_it() {
+    for transport in [Transport::Tcp, Transport::Ipc] {
+        let net = Net::new(transport);
+        let (mut pull, ep) = net.bound(SocketType::Pull);
+        for round in 0..100u32 {
+            let mut push = net.connected(SocketType::Push, &ep);
+            push.send("up").unwrap();
+            assert_eq!(pull.recv_string().unwrap(), "up");
+            for i in 0..200u32 {
+                push.send(format!("{round} {i}")).unwrap();
+            }
+            // The burst is in the stream's batch when the socket goes.
+            drop(push);
+            for i in 0..200u32 {
+                let want = format!("{round} {i}");
+                assert_eq!(pull.recv_string().unwrap(), want, "{transport:?}");
+            }
+        }
+    }
+}

@@ -618,6 +618,11 @@ impl Connection {
         batch.append(&mut self.out);
     }
 
+    /// How many octets are queued for the peer (not counting a PONG still to be encoded).
+    pub fn pending(&self) -> usize {
+        self.out.len()
+    }
+
     /// Whether anything is queued for the peer.
     pub fn wants_write(&self) -> bool {
         !self.out.is_empty() || self.pong_pending.is_some()

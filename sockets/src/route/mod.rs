@@ -91,6 +91,14 @@ impl Pipes {
     pub(crate) fn len(&self) -> usize {
         self.slots.len() - self.free.len()
     }
+
+    /// The pipe, if there is exactly one.
+    pub(crate) fn only(&self) -> Option<&PipeEnd> {
+        if self.len() != 1 {
+            return None;
+        }
+        self.slots.iter().flatten().next()
+    }
 }
 
 /// An ordered set of pipe ids with a round-robin cursor: what `lb` and `fq` share.

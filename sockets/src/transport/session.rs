@@ -11,7 +11,7 @@ use zring_engine::{Disconnect, Session, Waker};
 use zring_zmtp::{Config, Connection, EventRef, PeerInfo};
 
 use crate::monitor::{DisconnectReason, MonitorEvent, SharedHub};
-use crate::msg::{Msg, INLINE_CAP};
+use crate::msg::Msg;
 use crate::options::bound;
 use crate::pipe::{Capacity, Command, Parts, PeerMeta, PipeEnd, Signal};
 use crate::subscriptions::Subscriptions;
@@ -181,11 +181,7 @@ impl Session for TcpSession {
         match event {
             EventRef::Frame(view) => {
                 let more = view.more();
-                let msg = if view.body().len() <= INLINE_CAP {
-                    Msg::copy_from_slice(view.body())
-                } else {
-                    Msg::from(view.into_bytes())
-                };
+                let msg = Msg::from_frame(view);
                 if more {
                     self.inbound.push(msg);
                 } else if self.inbound.is_empty() {
@@ -218,6 +214,14 @@ impl Session for TcpSession {
 
     fn backlogged(&self) -> bool {
         !self.overflow.is_empty()
+    }
+
+    fn drained(&self) -> bool {
+        // A conflating queue keeps only the newest message: every message must pass through it.
+        !self.link.conflate
+            && self.overflow.is_empty()
+            && self.inbound.is_empty()
+            && self.pipe.as_ref().is_some_and(PipeEnd::all_taken)
     }
 
     fn fill(&mut self, conn: &mut Connection) -> bool {
