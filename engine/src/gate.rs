@@ -104,6 +104,24 @@ pub(crate) struct Inner {
     writer_idle: bool,
     /// Buffers for the socket's thread to take a batch out of the codec with (kept for reuse).
     spare: Transmit,
+    /// Stream mode: the socket's thread writes its batches itself (it filled one before the I/O
+    /// thread took any of it), so a new batch wakes nobody; the I/O thread looks at `stream_look`
+    /// and writes a batch that has waited [`STREAM_TAIL`].
+    stream: bool,
+    /// When the bytes the codec holds began to wait (stream mode).
+    batch_since: Option<Instant>,
+    /// When a batch was last written (by either thread): a stream-mode message that finds nothing
+    /// batched this long after it follows no other closely.
+    last_write: Option<Instant>,
+    /// Whether the socket's thread wrote a batch itself since the I/O thread last looked.
+    wrote_batch: bool,
+    /// When the I/O thread is to look at the stream-mode batch next.
+    stream_look: Option<Instant>,
+    /// Looks in a row that found the stream idle (it ends after [`STREAM_IDLE_LOOKS`]).
+    idle_looks: u8,
+    /// When the I/O thread last opened the write side after it had been closed (it wrote what was
+    /// batched or left over): a small message soon after follows the stream it ended.
+    opened_at: Option<Instant>,
     reader: Reader,
     /// How the stream failed while the socket's thread read it; the I/O thread closes it.
     pub(crate) failure: Option<Failure>,
@@ -134,11 +152,24 @@ const SMALL_WRITE: usize = 512;
 const BATCH_BODY: usize = zring_zmtp::DEFAULT_INLINE_MAX;
 /// The socket's thread batches only while less than this much waits for the I/O thread; beyond it,
 /// messages queue in the socket's pipe (and its high-water mark holds the sender back).
-const BATCH_LIMIT: usize = 64 * 1024;
+const BATCH_LIMIT: usize = 256 * 1024;
 /// A batch this long is written by the socket's thread itself when the I/O thread has no write of
 /// its own under way: a stream of small messages then costs one system call per this many octets
 /// and no thread hand-off.
 const BATCH_WRITE: usize = 32 * 1024;
+/// In stream mode, the longest a batch waits for the socket's thread to fill and write it before
+/// the I/O thread writes it: what the last messages of a fast stream may wait, in exchange for the
+/// I/O thread not being woken for every batch (on a shared core each wake-up preempts the sender).
+pub(crate) const STREAM_TAIL: Duration = Duration::from_micros(100);
+/// Stream mode ends after this many looks in a row found the stream idle (a sender held up for a
+/// moment keeps it).
+const STREAM_IDLE_LOOKS: u8 = 3;
+/// A batch this long, found by the I/O thread, comes from a stream fast enough for stream mode.
+const STREAM_MIN: usize = 8 * 1024;
+/// A small message within this long of the I/O thread reopening the write side follows the batch it
+/// wrote (a stream whose sender was held up, by that thread among others): it is batched too, not
+/// written alone.
+const REOPENED: Duration = Duration::from_micros(10);
 
 impl Gate {
     pub(crate) fn new(session: Box<dyn Session>, waker: Waker) -> Gate {
@@ -152,6 +183,13 @@ impl Gate {
                 leftover: Transmit::new(),
                 writer_idle: false,
                 spare: Transmit::new(),
+                opened_at: None,
+                stream: false,
+                batch_since: None,
+                last_write: None,
+                wrote_batch: false,
+                stream_look: None,
+                idle_looks: 0,
                 reader: Reader::Engine,
                 failure: None,
                 buf: BytesMut::new(),
@@ -167,7 +205,8 @@ impl Gate {
     /// Sends one message (its frames, with MORE on all but the last) from the socket's thread, if
     /// `queue_empty` says nothing is queued before it:
     /// - written at once if the gate is open (the I/O thread is idle) and the message is large, or
-    ///   small and `isolated` (it does not follow another closely: a latency path);
+    ///   small and `isolated` says, given the time, that it does not follow another closely (a
+    ///   latency path), nor did the I/O thread just write a batch before it;
     /// - else, if every frame is small and the connection is up, copied into the connection's batch
     ///   for the I/O thread to write with the others ([`Direct::Batched`]): a stream of small messages
     ///   then costs the sender a copy each, not a trip through the socket's queue, and the I/O thread
@@ -180,7 +219,7 @@ impl Gate {
         frames: &[&[u8]],
         owned: impl FnOnce() -> Vec<Bytes>,
         queue_empty: impl FnOnce() -> bool,
-        isolated: impl FnOnce() -> bool,
+        isolated: impl FnOnce(Instant) -> bool,
     ) -> Direct {
         if frames.is_empty() || frames.len() > DIRECT_FRAMES {
             return Direct::Closed;
@@ -192,19 +231,35 @@ impl Gate {
             return Direct::Closed;
         }
         let small = frames.iter().all(|f| f.len() <= BATCH_BODY);
-        if s.open && (!small || isolated()) {
+        if s.open && (!small || s.isolated(isolated)) {
             return s.write_now(frames, owned);
         }
         if !small {
             return Direct::Closed;
         }
-        let Some(codec) = s.codec.as_mut().filter(|c| c.is_ready()) else {
+        let Some(codec) = s.codec.as_ref().filter(|c| c.is_ready()) else {
             return Direct::Closed;
         };
         let was_empty = !codec.wants_write();
         if codec.pending() >= BATCH_LIMIT {
             return Direct::Closed;
         }
+        if was_empty && s.stream {
+            let now = Instant::now();
+            let paused = s
+                .last_write
+                .is_none_or(|t| now.duration_since(t) >= REOPENED);
+            if paused && s.writer_idle && s.leftover.is_empty() {
+                // The stream paused (nothing was sent since its last batch went): this message
+                // does not follow another closely, and goes at once.
+                s.last_write = Some(now);
+                return s.write_now(frames, owned);
+            }
+            s.batch_since = Some(now);
+        }
+        let Some(codec) = s.codec.as_mut() else {
+            return Direct::Closed;
+        };
         let last = frames.len() - 1;
         for (i, frame) in frames.iter().enumerate() {
             if codec.send_frame_copy(frame, i < last).is_err() {
@@ -217,9 +272,21 @@ impl Gate {
         // Bytes wait in the batch: nothing may be written past them.
         s.open = false;
         let wake = if full && s.writer_idle && s.leftover.is_empty() {
-            s.write_batch()
+            let left = s.write_batch();
+            let now = Instant::now();
+            s.last_write = Some(now);
+            s.wrote_batch = !left;
+            s.batch_since = None;
+            // A batch filled before the I/O thread took any of it: a fast stream. The I/O thread
+            // is woken once, to look at it from now on.
+            let enter = !left && !s.stream;
+            if enter {
+                s.stream = true;
+                s.stream_look = Some(now + STREAM_TAIL);
+            }
+            left || enter
         } else {
-            was_empty
+            was_empty && !s.stream
         };
         drop(s);
         if wake {
@@ -230,6 +297,17 @@ impl Gate {
 }
 
 impl Inner {
+    /// Whether a small message is to be written alone: `isolated` says so (it sees every such
+    /// message, to note when it came) and the write side was not reopened just before.
+    fn isolated(&self, isolated: impl FnOnce(Instant) -> bool) -> bool {
+        let now = Instant::now();
+        let alone = isolated(now);
+        alone
+            && self
+                .opened_at
+                .is_none_or(|t| now.duration_since(t) >= REOPENED)
+    }
+
     /// Writes what the codec holds (the I/O thread being idle, under the lock); what the kernel does
     /// not take stays in `leftover`. Returns whether the I/O thread must be woken (something is left
     /// for it).
@@ -390,6 +468,7 @@ impl Inner {
         self.generation = self.generation.wrapping_add(1);
         self.open = false;
         self.writer_idle = false;
+        self.leave_stream();
         self.leftover.clear();
         self.reader = Reader::Engine;
         self.failure = None;
@@ -400,6 +479,7 @@ impl Inner {
         self.fd = -1;
         self.open = false;
         self.writer_idle = false;
+        self.leave_stream();
         self.leftover.clear();
         self.reader = Reader::Engine;
         self.session.on_close();
@@ -416,6 +496,64 @@ impl Inner {
         std::mem::take(&mut self.leftover)
     }
 
+    /// When the I/O thread is to look at a stream-mode batch ([`Inner::look_at_stream`]).
+    pub(crate) fn stream_look(&self) -> Option<Instant> {
+        self.stream_look
+    }
+
+    /// The I/O thread's look at a stream-mode connection, due at `now`: returns whether to write what
+    /// the codec holds now (it waited [`STREAM_TAIL`]). Stream mode ends when, [`STREAM_IDLE_LOOKS`]
+    /// looks in a row, the socket's thread neither wrote a batch itself since the last look nor
+    /// filled [`STREAM_MIN`] octets.
+    pub(crate) fn look_at_stream(&mut self, now: Instant) -> bool {
+        let pending = self.codec.as_ref().is_some_and(Connection::wants_write);
+        if let Some(since) = self.batch_since.filter(|_| pending) {
+            if since + STREAM_TAIL > now {
+                self.stream_look = Some(since + STREAM_TAIL);
+                return false;
+            }
+        }
+        // No batch waits, or one waited long enough: the stream goes on while the socket's thread
+        // writes batches itself or fills large ones.
+        let wrote = std::mem::take(&mut self.wrote_batch);
+        let filled = self.codec.as_ref().map_or(0, Connection::pending) >= STREAM_MIN;
+        self.idle_looks = if wrote || filled {
+            0
+        } else {
+            self.idle_looks.saturating_add(1)
+        };
+        if self.idle_looks < STREAM_IDLE_LOOKS {
+            self.stream_look = Some(now + STREAM_TAIL);
+        } else {
+            self.leave_stream();
+        }
+        pending
+    }
+
+    /// Ends stream mode: new batches wake the I/O thread again.
+    fn leave_stream(&mut self) {
+        self.stream = false;
+        self.idle_looks = 0;
+        self.stream_look = None;
+        self.batch_since = None;
+    }
+
+    /// Notes that the I/O thread took `len` octets, what the codec held (no batch waits any more): as
+    /// many as [`STREAM_MIN`] gathered before it could take them come from a fast stream, which
+    /// stream mode then leaves to the socket's thread.
+    pub(crate) fn batch_taken(&mut self, len: usize) {
+        self.batch_since = None;
+        if len == 0 {
+            return;
+        }
+        let now = Instant::now();
+        self.last_write = Some(now);
+        if len >= STREAM_MIN && !self.stream {
+            self.stream = true;
+            self.stream_look = Some(now + STREAM_TAIL);
+        }
+    }
+
     /// Says whether the I/O thread has a write under way or bytes of its own to write (it sets this
     /// in the same locked section in which it takes bytes to write, and when its writes are done).
     pub(crate) fn set_writer_idle(&mut self, idle: bool) {
@@ -424,8 +562,12 @@ impl Inner {
 
     /// Opens the write side (the I/O thread, when it is idle).
     pub(crate) fn open_writes(&mut self) {
-        if self.fd >= 0 && self.leftover.is_empty() {
+        if self.fd >= 0 && self.leftover.is_empty() && !self.open {
             self.open = true;
+            // After a batch was written (not when the stream first opens).
+            if self.last_write.is_some() {
+                self.opened_at = Some(Instant::now());
+            }
         }
     }
 
@@ -987,14 +1129,14 @@ mod tests {
                     written.extend(frame(b, k + 1 < bodies.len()));
                 }
                 let owned = || bodies.iter().map(|b| Bytes::from(b.clone())).collect();
-                last = gate.try_write(&frames, owned, || true, || true);
+                last = gate.try_write(&frames, owned, || true, |_| true);
                 if last != Direct::Written {
                     break;
                 }
             }
             assert_eq!(last, Direct::Partial, "{what}: the buffers fill");
             assert_eq!(
-                gate.try_write(&[b"x"], Vec::new, || true, || true),
+                gate.try_write(&[b"x"], Vec::new, || true, |_| true),
                 Direct::Closed,
                 "{what}: shut until the I/O thread has written the rest"
             );

@@ -266,6 +266,7 @@ impl IoThread {
                 let g = c.gate.lock();
                 take(g.codec.as_ref().and_then(Connection::poll_timeout));
                 take(g.lease_deadline(now));
+                take(g.stream_look());
             }
         }
         for i in self.listeners.indices() {
@@ -706,7 +707,9 @@ impl IoThread {
         let mut g = c.gate.lock();
         prepend(&mut c.out, g.close_writes());
         if let Some(codec) = g.codec.as_mut() {
+            let before = c.out.len();
             codec.poll_transmit(&mut c.out);
+            g.batch_taken(c.out.len() - before);
         }
         // Whatever this thread holds, or has in flight, goes before what the codec gets next: the
         // socket's thread must not write past it.
@@ -792,6 +795,7 @@ impl IoThread {
                 Phase::Live => {
                     let mut g = c.gate.lock();
                     let reclaimed = g.reclaim(now);
+                    let stale = g.stream_look().is_some_and(|t| t <= now) && g.look_at_stream(now);
                     let timed_out = match g.codec.as_mut() {
                         Some(codec) if codec.poll_timeout().is_some_and(|t| t <= now) => {
                             Some(codec.handle_timeout(now))
@@ -802,6 +806,10 @@ impl IoThread {
                     if reclaimed {
                         // The socket's thread left the stream unread: the I/O thread reads it again.
                         self.arm_poll(i);
+                    }
+                    if stale {
+                        // The socket's thread left its stream's last batch: written here.
+                        self.flush(i);
                     }
                     match timed_out {
                         Some(Ok(())) => self.flush(i),

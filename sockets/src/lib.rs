@@ -28,6 +28,7 @@
 mod context;
 mod endpoint;
 mod error;
+mod inbox;
 mod monitor;
 mod msg;
 mod options;

@@ -88,6 +88,29 @@ impl Msg {
         }
     }
 
+    /// `range` of a shared buffer: copied inline if small, else a slice of it (no copy). An empty
+    /// frame if `range` is not within `buf`.
+    pub(crate) fn from_shared(buf: &Bytes, range: std::ops::Range<usize>) -> Msg {
+        let window = buf
+            .get(range.start..)
+            .and_then(|rest| rest.first_chunk::<INLINE_CAP>());
+        if let (Some(window), Ok(len)) = (window, u8::try_from(range.len())) {
+            if usize::from(len) <= INLINE_CAP {
+                // A copy of constant length (what follows the body comes along, unseen): wide
+                // moves, where a copy of the body's own length stalls the moves that follow it.
+                return Msg {
+                    body: Body::Inline { len, buf: *window },
+                    more: false,
+                };
+            }
+        }
+        match buf.get(range.clone()) {
+            Some(body) if body.len() <= INLINE_CAP => Msg::copy_from_slice(body),
+            Some(_) => Msg::from(buf.slice(range)),
+            None => Msg::new(),
+        }
+    }
+
     /// Whether the body lives inside the `Msg` (small) rather than in a shared buffer.
     pub(crate) fn is_inline(&self) -> bool {
         matches!(self.body, Body::Inline { .. })

@@ -755,8 +755,9 @@ impl Local {
         let Some(gate) = &cached.1 else {
             return false;
         };
-        let isolated = || {
-            let now = u64::try_from(self.shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let isolated = |now: Instant| {
+            let since = now.saturating_duration_since(self.shared.epoch);
+            let now = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX);
             let last = self.shared.last_send[self.side].swap(now, Ordering::Relaxed);
             let large = frames.iter().map(|f| f.len()).sum::<usize>() >= DIRECT_LARGE;
             large || (small_direct && now.saturating_sub(last) >= DIRECT_GAP_NS)

@@ -14,6 +14,7 @@ use zring_zmtp::FrameView;
 use crate::context::{Context, Party};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
+use crate::inbox::Inbox;
 use crate::msg::{IntoMsg, Msg};
 use crate::options::{bound, Options};
 use crate::pattern::{self, Drops, Pattern, SendError};
@@ -60,7 +61,7 @@ pub struct Socket {
     /// One-frame messages this thread read from its stream while nothing from that peer was queued
     /// or held elsewhere (so they come before anything in the pipe): at most one read's worth, taken
     /// before the pipe.
-    inbox: VecDeque<Msg>,
+    inbox: Inbox,
     /// inproc names this socket bound.
     bound: Vec<String>,
     /// Network listeners this socket runs.
@@ -125,7 +126,7 @@ impl Socket {
                 socket_type,
                 SocketType::Pull | SocketType::Dealer | SocketType::Pair
             ),
-            inbox: VecDeque::new(),
+            inbox: Inbox::default(),
             bound: Vec::new(),
             listeners: Vec::new(),
             ipc_files: Vec::new(),
@@ -470,7 +471,7 @@ impl Socket {
             ) {
                 (Some(wake), Some(direct)) => {
                     let inbox = &mut self.inbox;
-                    let mut keep = |view: FrameView<'_>| inbox.push_back(Msg::from_frame(view));
+                    let mut keep = |view: FrameView<'_>| inbox.keep(view);
                     let take: Take<'_> = if self.plain_in { Some(&mut keep) } else { None };
                     let step = direct.wait(wake, deadline, || self.waiter.cancel(), take);
                     self.waiter.cancel();
@@ -545,7 +546,7 @@ impl Socket {
             self.direct = DirectReader::acquire(&gate);
         }
         let inbox = &mut self.inbox;
-        let mut keep = |view: FrameView<'_>| inbox.push_back(Msg::from_frame(view));
+        let mut keep = |view: FrameView<'_>| inbox.keep(view);
         let take: Take<'_> = if self.plain_in { Some(&mut keep) } else { None };
         self.direct.as_mut().map_or(Step::Lost, |d| d.read(take))
     }
@@ -701,7 +702,7 @@ impl Socket {
                 op: "recv",
             });
         }
-        let parts = self.wait_for(timeout, true, |s| match s.inbox.pop_front() {
+        let parts = self.wait_for(timeout, true, |s| match s.inbox.pop() {
             Some(msg) => Ok(Some(Parts::one(msg))),
             None => s.pattern.recv(&s.pipes, &s.options),
         });
@@ -715,7 +716,7 @@ impl Socket {
         if let Some(m) = self.receiving.pop_front() {
             return Ok(m);
         }
-        if let Some(m) = self.inbox.pop_front() {
+        if let Some(m) = self.inbox.pop() {
             return Ok(m);
         }
         // The first frame goes to the caller at once; only the frames after it wait here.

@@ -694,6 +694,14 @@ fn a_conflating_receiver_reading_its_stream_keeps_only_the_newest_message() {
     assert!(matches!(pull.try_recv(), Err(Error::WouldBlock)));
 }
 
+/// A PUSH connected to `pull` at `ep`, its stream up (a first message has come through).
+fn pusher_up(net: &Net, pull: &mut Socket, ep: &str) -> Socket {
+    let mut push = net.connected(SocketType::Push, ep);
+    push.send("up").unwrap();
+    assert_eq!(pull.recv_string().unwrap(), "up");
+    push
+}
+
 /// The `i`-th message of a mixed stream: mostly small one-frame messages (which the sender batches
 /// itself), with large ones and multipart ones among them (which take the socket's queue).
 fn mixed(i: u32) -> Vec<Vec<u8>> {
@@ -711,10 +719,7 @@ fn a_stream_of_small_large_and_multipart_messages_arrives_in_order_even_when_dro
     for transport in [Transport::Tcp, Transport::Ipc] {
         let net = Net::new(transport);
         let (mut pull, ep) = net.bound(SocketType::Pull);
-        let mut push = net.connected(SocketType::Push, &ep);
-        // One message first, so that the stream is up when the burst starts.
-        push.send("up").unwrap();
-        assert_eq!(pull.recv_string().unwrap(), "up");
+        let mut push = pusher_up(&net, &mut pull, &ep);
         let sender = std::thread::spawn(move || {
             for i in 0..20_000u32 {
                 match mixed(i).as_slice() {
@@ -746,9 +751,7 @@ fn a_sender_dropped_right_after_a_burst_delivers_all_of_it() {
         let net = Net::new(transport);
         let (mut pull, ep) = net.bound(SocketType::Pull);
         for round in 0..100u32 {
-            let mut push = net.connected(SocketType::Push, &ep);
-            push.send("up").unwrap();
-            assert_eq!(pull.recv_string().unwrap(), "up");
+            let mut push = pusher_up(&net, &mut pull, &ep);
             for i in 0..200u32 {
                 push.send(format!("{round} {i}")).unwrap();
             }
@@ -759,5 +762,39 @@ fn a_sender_dropped_right_after_a_burst_delivers_all_of_it() {
                 assert_eq!(pull.recv_string().unwrap(), want, "{transport:?}");
             }
         }
+    }
+}
+
+#[test]
+fn the_end_of_a_fast_stream_arrives_while_the_sender_makes_no_call() {
+    for transport in [Transport::Tcp, Transport::Ipc] {
+        let net = Net::new(transport);
+        let (mut pull, ep) = net.bound(SocketType::Pull);
+        let mut push = pusher_up(&net, &mut pull, &ep);
+        let (got_all, all_got) = std::sync::mpsc::channel::<()>();
+        let sender = std::thread::spawn(move || {
+            for round in 0..3u32 {
+                // Fast enough that the sender writes its batches itself; its last batch is
+                // left for the I/O thread, since the sender stays silent until all has come.
+                for i in 0..50_000u32 {
+                    push.send([round.to_be_bytes(), i.to_be_bytes()].concat())
+                        .unwrap();
+                }
+                all_got.recv_timeout(WATCHDOG).unwrap();
+            }
+            push
+        });
+        for round in 0..3u32 {
+            for i in 0..50_000u32 {
+                let m = pull.recv().unwrap();
+                assert_eq!(
+                    &m[..],
+                    [round.to_be_bytes(), i.to_be_bytes()].concat(),
+                    "{transport:?}"
+                );
+            }
+            got_all.send(()).unwrap();
+        }
+        drop(sender.join().unwrap());
     }
 }

@@ -112,6 +112,15 @@ impl FrameView<'_> {
         self.flags & flags::COMMAND != 0
     }
 
+    /// The input buffer the body lies in and where in it; `None` for a body assembled from several
+    /// buffers.
+    pub fn in_input(&self) -> Option<(&Bytes, std::ops::Range<usize>)> {
+        match &self.source {
+            Source::Input { input, start, end } => Some((input, *start..*end)),
+            Source::Owned(_) => None,
+        }
+    }
+
     /// The body as `Bytes` without copying: a slice of the input buffer, or the assembled buffer.
     pub fn into_bytes(self) -> Bytes {
         match self.source {
