@@ -231,8 +231,25 @@ impl Gate {
             return Direct::Closed;
         }
         let small = frames.iter().all(|f| f.len() <= BATCH_BODY);
-        if s.open && (!small || s.isolated(isolated)) {
-            return s.write_now(frames, owned);
+        // In stream mode, with nothing batched nor being written, a message may go alone too.
+        let stream_gap = !s.open
+            && s.stream
+            && s.writer_idle
+            && s.leftover.is_empty()
+            && s.codec
+                .as_ref()
+                .is_some_and(|c| c.is_ready() && !c.wants_write());
+        let mut now = None;
+        if s.open || stream_gap {
+            if !small {
+                return s.write_now(frames, owned);
+            }
+            let t = Instant::now();
+            now = Some(t);
+            if s.isolated(t, isolated) {
+                s.last_write = Some(t);
+                return s.write_now(frames, owned);
+            }
         }
         if !small {
             return Direct::Closed;
@@ -245,17 +262,7 @@ impl Gate {
             return Direct::Closed;
         }
         if was_empty && s.stream {
-            let now = Instant::now();
-            let paused = s
-                .last_write
-                .is_none_or(|t| now.duration_since(t) >= REOPENED);
-            if paused && s.writer_idle && s.leftover.is_empty() {
-                // The stream paused (nothing was sent since its last batch went): this message
-                // does not follow another closely, and goes at once.
-                s.last_write = Some(now);
-                return s.write_now(frames, owned);
-            }
-            s.batch_since = Some(now);
+            s.batch_since = Some(now.unwrap_or_else(Instant::now));
         }
         let Some(codec) = s.codec.as_mut() else {
             return Direct::Closed;
@@ -297,15 +304,12 @@ impl Gate {
 }
 
 impl Inner {
-    /// Whether a small message is to be written alone: `isolated` says so (it sees every such
-    /// message, to note when it came) and the write side was not reopened just before.
-    fn isolated(&self, isolated: impl FnOnce(Instant) -> bool) -> bool {
-        let now = Instant::now();
-        let alone = isolated(now);
-        alone
-            && self
-                .opened_at
-                .is_none_or(|t| now.duration_since(t) >= REOPENED)
+    /// Whether a small message is to be written alone at `now`: `isolated` says so (it sees every
+    /// such message, to note when it came), the write side was not reopened just before, and in
+    /// stream mode the last batch went a while ago (the stream paused).
+    fn isolated(&self, now: Instant, isolated: impl FnOnce(Instant) -> bool) -> bool {
+        let since = |t: Option<Instant>| t.is_none_or(|t| now.duration_since(t) >= REOPENED);
+        isolated(now) && since(self.opened_at) && (!self.stream || since(self.last_write))
     }
 
     /// Writes what the codec holds (the I/O thread being idle, under the lock); what the kernel does
