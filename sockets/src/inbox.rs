@@ -59,20 +59,29 @@ impl Inbox {
         Some(span)
     }
 
-    /// The oldest message.
-    pub(crate) fn pop(&mut self) -> Option<Msg> {
-        let msg = match self.items.pop_front()? {
-            Item::Span(start, end) => {
-                self.spans -= 1;
-                let msg = Msg::from_shared(&self.chunk, start as usize..end as usize);
-                if self.spans == 0 {
-                    self.chunk = Bytes::new();
+    /// The oldest message whose body `accepts` (those before it that it refuses are dropped).
+    pub(crate) fn pop(&mut self, accepts: impl Fn(&[u8]) -> bool) -> Option<Msg> {
+        loop {
+            let msg = match self.items.pop_front()? {
+                Item::Span(start, end) => {
+                    self.spans -= 1;
+                    let range = start as usize..end as usize;
+                    let msg = self
+                        .chunk
+                        .get(range.clone())
+                        .filter(|body| accepts(body))
+                        .map(|_| Msg::from_shared(&self.chunk, range));
+                    if self.spans == 0 {
+                        self.chunk = Bytes::new();
+                    }
+                    msg
                 }
-                msg
+                Item::Owned(body) => accepts(&body).then(|| Msg::from_shared(&body, 0..body.len())),
+            };
+            if msg.is_some() {
+                return msg;
             }
-            Item::Owned(body) => Msg::from_shared(&body, 0..body.len()),
-        };
-        Some(msg)
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {

@@ -55,8 +55,9 @@ pub struct Socket {
     plain_out: bool,
     /// Frames of the message being received, not yet returned.
     receiving: VecDeque<Msg>,
-    /// Whether the pattern receives each message from its peers unchanged (PULL, DEALER, PAIR): then
-    /// a read of the one stream on this thread may keep one-frame messages in `inbox`.
+    /// Whether the pattern receives each message from its peers unchanged, or only filters it (PULL,
+    /// DEALER, PAIR, SUB, XSUB): then a read of the one stream on this thread may keep one-frame
+    /// messages in `inbox` (a SUB's filter applies as they are taken, [`Pattern::accepts`]).
     plain_in: bool,
     /// One-frame messages this thread read from its stream while nothing from that peer was queued
     /// or held elsewhere (so they come before anything in the pipe): at most one read's worth, taken
@@ -124,7 +125,11 @@ impl Socket {
             receiving: VecDeque::new(),
             plain_in: matches!(
                 socket_type,
-                SocketType::Pull | SocketType::Dealer | SocketType::Pair
+                SocketType::Pull
+                    | SocketType::Dealer
+                    | SocketType::Pair
+                    | SocketType::Sub
+                    | SocketType::XSub
             ),
             inbox: Inbox::default(),
             bound: Vec::new(),
@@ -702,7 +707,7 @@ impl Socket {
                 op: "recv",
             });
         }
-        let parts = self.wait_for(timeout, true, |s| match s.inbox.pop() {
+        let parts = self.wait_for(timeout, true, |s| match s.pop_inbox() {
             Some(msg) => Ok(Some(Parts::one(msg))),
             None => s.pattern.recv(&s.pipes, &s.options),
         });
@@ -716,7 +721,7 @@ impl Socket {
         if let Some(m) = self.receiving.pop_front() {
             return Ok(m);
         }
-        if let Some(m) = self.inbox.pop() {
+        if let Some(m) = self.pop_inbox() {
             return Ok(m);
         }
         // The first frame goes to the caller at once; only the frames after it wait here.
@@ -728,6 +733,13 @@ impl Socket {
         let first = frames.next().ok_or(Error::WouldBlock)?;
         self.receiving.extend(frames);
         Ok(first)
+    }
+
+    /// The oldest message of the inbox that the pattern accepts (the others are dropped, as a SUB
+    /// drops what it did not subscribe to).
+    fn pop_inbox(&mut self) -> Option<Msg> {
+        let pattern = &self.pattern;
+        self.inbox.pop(|body| pattern.accepts(body))
     }
 
     /// Receives one frame; [`Msg::more`] says whether more frames of its message follow.

@@ -798,3 +798,37 @@ fn the_end_of_a_fast_stream_arrives_while_the_sender_makes_no_call() {
         drop(sender.join().unwrap());
     }
 }
+
+#[test]
+fn a_subscriber_reading_its_stream_drops_what_it_did_not_subscribe_to() {
+    // A raw publisher that sends everything: the SUB's own filter must hold.
+    let (listener, endpoint) = hand_listener();
+    let net = tcp();
+    let mut sub = net.socket(SocketType::Sub);
+    sub.subscribe("a").unwrap();
+    sub.connect(&endpoint).unwrap();
+    let (got, received) = std::sync::mpsc::channel();
+    let receiver = std::thread::spawn(move || {
+        for _ in 0..3 {
+            got.send(sub.recv_string().unwrap()).unwrap();
+        }
+        sub
+    });
+    let mut peer = silent_peer(&listener, "PUB");
+    assert!(
+        read_until(&mut peer, b"\x09SUBSCRIBEa"),
+        "the subscription arrives"
+    );
+    peer.write_all(&frame(b"a first")).unwrap();
+    assert_eq!(received.recv_timeout(WATCHDOG).unwrap(), "a first");
+    // The receiver now reads its stream itself: one read brings all of these.
+    let burst: Vec<u8> = [&b"b no"[..], b"a second", b"c no", b"b no", b"a third"]
+        .iter()
+        .flat_map(|m| frame(m))
+        .collect();
+    peer.write_all(&burst).unwrap();
+    assert_eq!(received.recv_timeout(WATCHDOG).unwrap(), "a second");
+    assert_eq!(received.recv_timeout(WATCHDOG).unwrap(), "a third");
+    let mut sub = receiver.join().unwrap();
+    assert!(matches!(sub.try_recv(), Err(Error::WouldBlock)));
+}

@@ -47,6 +47,11 @@ pub(crate) trait Pattern: Send {
     fn check_send(&self) -> Result<(), Error> {
         Ok(())
     }
+    /// Whether a one-frame message read from the socket's one stream (past the queue, see
+    /// `Socket::inbox`) is delivered: SUB drops what it did not subscribe to.
+    fn accepts(&self, _body: &[u8]) -> bool {
+        true
+    }
     /// Whether a message could be received without blocking.
     fn readable(&self, pipes: &Pipes) -> bool;
     /// Whether a message could be sent without blocking.

@@ -217,6 +217,10 @@ impl Pattern for Subscriber {
         Ok(None)
     }
 
+    fn accepts(&self, body: &[u8]) -> bool {
+        self.xsub || self.subs.matches(body)
+    }
+
     fn readable(&self, pipes: &Pipes) -> bool {
         self.fq.readable(pipes)
     }
