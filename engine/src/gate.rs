@@ -1077,8 +1077,15 @@ mod tests {
     /// A gate open for direct writes on one end of a socket pair with small buffers, and the other
     /// end.
     fn open_gate() -> (Gate, UnixStream, UnixStream) {
+        let (gate, ours, theirs, _) = gate_with_buffers(4096);
+        (gate, ours, theirs)
+    }
+
+    /// A gate open for direct writes on one end of a socket pair whose buffers are `buffers` octets,
+    /// the other end, and the flag its waker sets (the I/O thread was woken).
+    fn gate_with_buffers(buffers: libc::c_int) -> (Gate, UnixStream, UnixStream, Arc<AtomicBool>) {
         let (ours, theirs) = UnixStream::pair().unwrap();
-        let small: libc::c_int = 4096;
+        let small: libc::c_int = buffers;
         for s in [&ours, &theirs] {
             for option in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
                 // SAFETY: a valid option value of the size given, on our own socket.
@@ -1095,14 +1102,100 @@ mod tests {
             }
         }
         let shared = Arc::new(crate::waker::Shared::new().unwrap());
-        let waker = Waker::new(shared, 0, Arc::new(AtomicBool::new(false)));
+        let woken = Arc::new(AtomicBool::new(false));
+        let waker = Waker::new(shared, 0, woken.clone());
         let gate = Gate::new(Box::new(Idle), waker);
         {
             let mut g = gate.lock();
             g.start(ours.as_raw_fd());
             g.open_writes();
         }
-        (gate, ours, theirs)
+        (gate, ours, theirs, woken)
+    }
+
+    /// A connection past its handshake (with a PULL peer run here), for the gate's batch.
+    fn ready_codec() -> Connection {
+        use zring_zmtp::SocketType;
+        let now = Instant::now();
+        let mut push = Connection::new(Config::new(SocketType::Push), now).unwrap();
+        let mut pull = Connection::new(Config::new(SocketType::Pull), now).unwrap();
+        let pass = |from: &mut Connection, to: &mut Connection| {
+            let mut out = Transmit::new();
+            from.poll_transmit(&mut out);
+            if !out.is_empty() {
+                to.handle_input(Bytes::from(out.to_vec()), now).unwrap();
+            }
+        };
+        for _ in 0..4 {
+            pass(&mut push, &mut pull);
+            pass(&mut pull, &mut push);
+        }
+        assert!(push.is_ready() && pull.is_ready());
+        push
+    }
+
+    /// Whether the I/O thread was woken since the last call.
+    fn was_woken(woken: &AtomicBool) -> bool {
+        woken.swap(false, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    #[test]
+    fn stream_mode_spares_the_io_thread_and_its_looks_write_what_is_left() {
+        let (gate, _ours, _theirs, woken) = gate_with_buffers(1 << 20);
+        {
+            let mut g = gate.lock();
+            g.codec = Some(ready_codec());
+            g.set_writer_idle(true);
+        }
+        let body = [7u8; 62];
+        let send = || gate.try_write(&[&body], Vec::new, || true, |_| false);
+        // Not alone (`isolated` says no): batched, and the first of a batch wakes the I/O thread.
+        assert_eq!(send(), Direct::Batched);
+        assert!(was_woken(&woken));
+        assert!(!gate.lock().stream);
+        // The sender fills a batch before the I/O thread takes any of it, and writes it itself:
+        // stream mode, and the I/O thread is told once.
+        while gate
+            .lock()
+            .codec
+            .as_ref()
+            .is_some_and(Connection::wants_write)
+        {
+            assert_eq!(send(), Direct::Batched);
+        }
+        assert!(gate.lock().stream);
+        assert!(was_woken(&woken));
+        // In stream mode a new batch wakes nobody.
+        for _ in 0..10 {
+            assert_eq!(send(), Direct::Batched);
+        }
+        assert!(!was_woken(&woken));
+        let since = gate.lock().batch_since.unwrap();
+        let pending = || gate.lock().codec.as_ref().map_or(0, Connection::pending);
+        assert_eq!(pending(), 10 * 64);
+        // A look before the batch has waited STREAM_TAIL leaves it, and comes back when it has.
+        let mut g = gate.lock();
+        assert!(!g.look_at_stream(since + STREAM_TAIL / 2));
+        assert_eq!(g.stream_look(), Some(since + STREAM_TAIL));
+        // Then the batch is the I/O thread's to write; the sender had written a batch since the
+        // last look, so the stream goes on.
+        assert!(g.look_at_stream(since + STREAM_TAIL));
+        assert!(g.stream);
+        let mut out = Transmit::new();
+        g.codec.as_mut().unwrap().poll_transmit(&mut out);
+        g.batch_taken(out.len());
+        // Looks that find nothing new end stream mode, after STREAM_IDLE_LOOKS of them.
+        let mut at = since + STREAM_TAIL;
+        for look in 1..=STREAM_IDLE_LOOKS {
+            at += STREAM_TAIL;
+            assert!(!g.look_at_stream(at), "look {look}: nothing to write");
+            assert_eq!(g.stream, look < STREAM_IDLE_LOOKS, "look {look}");
+        }
+        assert_eq!(g.stream_look(), None);
+        drop(g);
+        // Out of stream mode, a new batch wakes the I/O thread again.
+        assert_eq!(send(), Direct::Batched);
+        assert!(was_woken(&woken));
     }
 
     /// The frame of `body` (short form), as the wire carries it.
