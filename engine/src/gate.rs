@@ -303,6 +303,29 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// Writes what the socket's thread batched in stream mode, if the I/O thread has no write under
+    /// way: the socket's thread calls it before it waits, so that the end of its stream goes now,
+    /// not at the I/O thread's next look ([`STREAM_TAIL`]).
+    pub fn flush_stream(&self) {
+        let Ok(mut s) = self.inner.try_lock() else {
+            return;
+        };
+        let pending = s.codec.as_ref().is_some_and(Connection::wants_write);
+        if !s.stream || !pending || !s.writer_idle || !s.leftover.is_empty() || s.fd < 0 {
+            return;
+        }
+        let left = s.write_batch();
+        s.last_write = Some(Instant::now());
+        s.wrote_batch |= !left;
+        s.batch_since = None;
+        drop(s);
+        if left {
+            self.waker.wake();
+        }
+    }
+}
+
 impl Inner {
     /// Whether a small message is to be written alone at `now`: `isolated` says so (it sees every
     /// such message, to note when it came), the write side was not reopened just before, and in
@@ -1139,18 +1162,22 @@ mod tests {
         woken.swap(false, std::sync::atomic::Ordering::AcqRel)
     }
 
-    #[test]
-    fn stream_mode_spares_the_io_thread_and_its_looks_write_what_is_left() {
-        let (gate, _ours, _theirs, woken) = gate_with_buffers(1 << 20);
+    /// Sends a small message that is not to go alone (so it is batched).
+    fn send_small(gate: &Gate) -> Direct {
+        gate.try_write(&[&[7u8; 62]], Vec::new, || true, |_| false)
+    }
+
+    /// A gate whose sender filled a batch and wrote it itself, so that it is in stream mode; the two
+    /// ends of its stream (its own, which must outlive it, and the other); the flag its waker sets.
+    fn streaming_gate() -> (Gate, [UnixStream; 2], Arc<AtomicBool>) {
+        let (gate, ours, theirs, woken) = gate_with_buffers(1 << 20);
         {
             let mut g = gate.lock();
             g.codec = Some(ready_codec());
             g.set_writer_idle(true);
         }
-        let body = [7u8; 62];
-        let send = || gate.try_write(&[&body], Vec::new, || true, |_| false);
         // Not alone (`isolated` says no): batched, and the first of a batch wakes the I/O thread.
-        assert_eq!(send(), Direct::Batched);
+        assert_eq!(send_small(&gate), Direct::Batched);
         assert!(was_woken(&woken));
         assert!(!gate.lock().stream);
         // The sender fills a batch before the I/O thread takes any of it, and writes it itself:
@@ -1161,10 +1188,35 @@ mod tests {
             .as_ref()
             .is_some_and(Connection::wants_write)
         {
-            assert_eq!(send(), Direct::Batched);
+            assert_eq!(send_small(&gate), Direct::Batched);
         }
         assert!(gate.lock().stream);
         assert!(was_woken(&woken));
+        (gate, [ours, theirs], woken)
+    }
+
+    #[test]
+    fn a_sender_about_to_wait_writes_its_stream_mode_batch_itself() {
+        let (gate, [_ours, mut theirs], woken) = streaming_gate();
+        let mut wire = vec![0u8; 1 << 20];
+        let before = theirs.read(&mut wire).unwrap();
+        assert!(before >= BATCH_WRITE);
+        for _ in 0..10 {
+            assert_eq!(send_small(&gate), Direct::Batched);
+        }
+        gate.flush_stream();
+        assert!(!gate.lock().codec.as_ref().unwrap().wants_write());
+        assert!(!was_woken(&woken));
+        theirs.set_nonblocking(true).unwrap();
+        let after = theirs.read(&mut wire).unwrap();
+        assert_eq!(after, 10 * 64, "the ten messages, and nothing else");
+        assert_eq!(&wire[..2], &[0, 62]);
+    }
+
+    #[test]
+    fn stream_mode_spares_the_io_thread_and_its_looks_write_what_is_left() {
+        let (gate, _ends, woken) = streaming_gate();
+        let send = || send_small(&gate);
         // In stream mode a new batch wakes nobody.
         for _ in 0..10 {
             assert_eq!(send(), Direct::Batched);

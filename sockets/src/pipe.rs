@@ -582,6 +582,19 @@ impl PipeEnd {
         }
     }
 
+    /// Writes what this end batched for its stream in stream mode (see
+    /// [`zring_engine::Gate::flush_stream`]): before the socket's thread waits.
+    pub(crate) fn flush_stream(&self) {
+        match &self.way {
+            Way::Local(l) if l.shared.has_gate[l.side].load(Ordering::Acquire) => {
+                if let Some(gate) = &l.write_gate().1 {
+                    gate.flush_stream();
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Whether the peer has taken every message we queued (a local pipe; `false` otherwise).
     pub(crate) fn all_taken(&self) -> bool {
         match &self.way {
@@ -743,15 +756,7 @@ impl Local {
         if !self.shared.has_gate[self.side].load(Ordering::Acquire) || !self.out().is_empty() {
             return false;
         }
-        let epoch = self.shared.gate_epoch[self.side].load(Ordering::Acquire);
-        let mut cached = self.gate.borrow_mut();
-        if cached.0 != epoch {
-            let gate = self.shared.gates[self.side]
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            *cached = (epoch, gate);
-        }
+        let cached = self.write_gate();
         let Some(gate) = &cached.1 else {
             return false;
         };
@@ -771,6 +776,21 @@ impl Local {
             }
             zring_engine::Direct::Closed => false,
         }
+    }
+
+    /// The gate this end writes through (when `has_gate` says there is one), from the end's copy,
+    /// brought up to date if it changed.
+    fn write_gate(&self) -> std::cell::RefMut<'_, (u64, Option<Arc<zring_engine::Gate>>)> {
+        let mut cached = self.gate.borrow_mut();
+        let epoch = self.shared.gate_epoch[self.side].load(Ordering::Acquire);
+        if cached.0 != epoch {
+            let gate = self.shared.gates[self.side]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            *cached = (epoch, gate);
+        }
+        cached
     }
 
     fn send_via(&self, msg: Parts, small_direct: bool) -> Result<(), Parts> {

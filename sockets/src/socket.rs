@@ -33,6 +33,9 @@ const PEER_SPIN: Duration = Duration::from_micros(5);
 const SPIN_PAUSES: usize = 4;
 /// A socket notes the CPU it runs on once in this many calls (and whenever it waits).
 const CPU_EVERY: u32 = 256;
+/// A socket with at most this many peers writes what it batched for them in stream mode before it
+/// waits ([`Socket::flush_streams`]); one with more leaves it to the I/O thread's looks.
+const FLUSH_PEERS: usize = 16;
 
 /// A ZeroMQ socket. `Send` (move it to the thread that uses it), not `Sync`, as in libzmq.
 ///
@@ -470,6 +473,7 @@ impl Socket {
                 self.stop_waiting();
                 return Err(Error::WouldBlock);
             }
+            self.flush_streams();
             match (
                 poll.then(|| self.waiter.eventfd()).flatten(),
                 self.direct.as_mut(),
@@ -494,6 +498,18 @@ impl Socket {
                 _ => self.waiter.park(deadline),
             }
             self.stop_waiting();
+        }
+    }
+
+    /// Before this thread waits: what it batched in stream mode for its streams is written now (a
+    /// socket with many peers leaves that to the I/O thread's looks).
+    fn flush_streams(&self) {
+        if self.pipes.len() <= FLUSH_PEERS {
+            for id in self.pipes.ids() {
+                if let Some(pipe) = self.pipes.get(id) {
+                    pipe.flush_stream();
+                }
+            }
         }
     }
 
