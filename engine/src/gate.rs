@@ -8,6 +8,14 @@
 //!   socket's queue or writes anything, and opens it only when it is idle; the socket writes only while
 //!   it is open and the queue is empty, both checked under the lock. What the kernel does not take of a
 //!   direct write stays in the gate as `leftover`, which the I/O thread writes before anything else.
+//! - **Batches**: a small message that does not go alone is copied by the socket's thread into the
+//!   codec's output (the batch), under the same lock, when nothing is queued before it; the first of
+//!   a batch wakes the I/O thread, and a batch of [`BATCH_WRITE`] octets is written by the socket's
+//!   thread itself when the I/O thread has no write under way.
+//! - **Stream mode**: once the socket's thread fills batches faster than the I/O thread takes them,
+//!   a new batch wakes nobody; the socket's thread writes each batch when it is full or before it
+//!   waits ([`Gate::flush_stream`]), and the I/O thread looks every [`STREAM_TAIL`] for a batch left
+//!   behind, so that on a core the two threads share, the sender is not preempted once a batch.
 //! - **Direct reads** ([`DirectReader`]): a socket whose thread waits in `recv` on this one stream takes
 //!   the *read lease*: it polls the stream itself and runs the codec and the session on what arrives,
 //!   so a message goes from the kernel to the caller on one thread, as with a bare socket. While the
@@ -210,7 +218,9 @@ impl Gate {
     /// - else, if every frame is small and the connection is up, copied into the connection's batch
     ///   for the I/O thread to write with the others ([`Direct::Batched`]): a stream of small messages
     ///   then costs the sender a copy each, not a trip through the socket's queue, and the I/O thread
-    ///   one write per batch. At most [`BATCH_LIMIT`] octets wait so.
+    ///   one write per batch. At most [`BATCH_LIMIT`] octets wait so. In stream mode a message that
+    ///   finds nothing batched nor being written may go alone too, under the same rule (`isolated`),
+    ///   and a new batch wakes nobody (the module's documentation).
     ///
     /// What the kernel does not take of a write is kept for the I/O thread by reference to the frames
     /// `owned` gives (the same frames), not copied.
