@@ -66,6 +66,9 @@ pub struct Socket {
     /// or held elsewhere (so they come before anything in the pipe): at most one read's worth, taken
     /// before the pipe.
     inbox: Inbox,
+    /// Whether the pattern only fair-queues what it receives (PULL, DEALER, PAIR): then a receive
+    /// may take its one peer's queue directly ([`Socket::recv_plain`]).
+    plain_queue: bool,
     /// inproc names this socket bound.
     bound: Vec<String>,
     /// Network listeners this socket runs.
@@ -135,6 +138,10 @@ impl Socket {
                     | SocketType::XSub
             ),
             inbox: Inbox::default(),
+            plain_queue: matches!(
+                socket_type,
+                SocketType::Pull | SocketType::Dealer | SocketType::Pair
+            ),
             bound: Vec::new(),
             listeners: Vec::new(),
             ipc_files: Vec::new(),
@@ -660,36 +667,35 @@ impl Socket {
     /// Sends one frame. A frame with [`Msg::more`] set waits for the rest of its message, which goes
     /// out with the first frame sent without it.
     pub fn send(&mut self, msg: impl IntoMsg) -> Result<()> {
-        if self.send_body(&msg) {
-            return Ok(());
-        }
-        self.send_frame(msg.into(), self.options.sndtimeo)
+        self.send_one(msg, self.options.sndtimeo)
     }
 
     /// Sends one frame without waiting: [`Error::WouldBlock`] if it cannot go now (the message is then
     /// not sent).
     pub fn try_send(&mut self, msg: impl IntoMsg) -> Result<()> {
-        if self.send_body(&msg) {
-            return Ok(());
-        }
-        self.send_frame(msg.into(), Some(Duration::ZERO))
+        self.send_one(msg, Some(Duration::ZERO))
     }
 
-    /// The short way of a one-frame message on a socket that sends to its one peer unchanged (PUSH,
-    /// DEALER, PAIR) over a network stream: the bytes go to the stream's gate (written, or batched
-    /// for the I/O thread) without becoming a `Msg`, when nothing is queued before them. `false`:
-    /// take the usual way (nothing was sent).
-    fn send_body(&mut self, msg: &impl IntoMsg) -> bool {
-        if !self.plain_out
-            || msg.more()
-            || !self.sending.is_empty()
-            || self.waiter.signal.has_mail()
-        {
-            return false;
+    /// Sends one frame, waiting at most `timeout`. The short way, for a one-frame message on a
+    /// socket that sends to its one peer unchanged (PUSH, DEALER, PAIR) with nothing of it pending:
+    /// straight to that peer, past the pattern, its bytes into the stream's batch or the shm ring
+    /// without becoming a `Msg` where they can, else as a `Msg` into the peer's queue.
+    fn send_one(&mut self, msg: impl IntoMsg, timeout: Option<Duration>) -> Result<()> {
+        let plain = self.plain_out
+            && !msg.more()
+            && self.sending.is_empty()
+            && !self.waiter.signal.has_mail();
+        if let Some(pipe) = self.pipes.only().filter(|_| plain) {
+            if pipe.try_send_body(msg.as_ref()) {
+                return Ok(());
+            }
+            return match pipe.try_send(Parts::one(msg.into())) {
+                Ok(()) => Ok(()),
+                // Full: the usual way waits for room (or says it would block).
+                Err(parts) => self.send_parts(parts, timeout),
+            };
         }
-        self.pipes
-            .only()
-            .is_some_and(|pipe| pipe.try_send_body(msg.as_ref()))
+        self.send_frame(msg.into(), timeout)
     }
 
     /// Sends a multipart message.
@@ -740,8 +746,12 @@ impl Socket {
         if let Some(m) = self.pop_inbox() {
             return Ok(m);
         }
+        let parts = match self.recv_plain() {
+            Some(parts) => parts,
+            None => self.next_message(timeout)?,
+        };
         // The first frame goes to the caller at once; only the frames after it wait here.
-        let parts = match self.next_message(timeout)?.into_single() {
+        let parts = match parts.into_single() {
             Ok(msg) => return Ok(msg),
             Err(parts) => parts,
         };
@@ -749,6 +759,15 @@ impl Socket {
         let first = frames.next().ok_or(Error::WouldBlock)?;
         self.receiving.extend(frames);
         Ok(first)
+    }
+
+    /// The short way in: the next message of the one peer of a socket that only fair-queues what
+    /// it receives (PULL, DEALER, PAIR), taken from its queue past the pattern, if one is there.
+    fn recv_plain(&mut self) -> Option<Parts> {
+        if !self.plain_queue || self.waiter.signal.has_mail() {
+            return None;
+        }
+        self.pipes.only().and_then(PipeEnd::try_recv)
     }
 
     /// The oldest message of the inbox that the pattern accepts (the others are dropped, as a SUB
