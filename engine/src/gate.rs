@@ -289,17 +289,12 @@ impl Gate {
         // Bytes wait in the batch: nothing may be written past them.
         s.open = false;
         let wake = if full && s.writer_idle && s.leftover.is_empty() {
-            let left = s.write_batch();
-            let now = Instant::now();
-            s.last_write = Some(now);
-            s.wrote_batch = !left;
-            s.batch_since = None;
+            let (left, now) = s.write_own_batch();
             // A batch filled before the I/O thread took any of it: a fast stream. The I/O thread
             // is woken once, to look at it from now on.
             let enter = !left && !s.stream;
             if enter {
-                s.stream = true;
-                s.stream_look = Some(now + STREAM_TAIL);
+                s.enter_stream(now);
             }
             left || enter
         } else {
@@ -311,9 +306,7 @@ impl Gate {
         }
         Direct::Batched
     }
-}
 
-impl Gate {
     /// Writes what the socket's thread batched in stream mode, if the I/O thread has no write under
     /// way: the socket's thread calls it before it waits, so that the end of its stream goes now,
     /// not at the I/O thread's next look ([`STREAM_TAIL`]).
@@ -325,10 +318,7 @@ impl Gate {
         if !s.stream || !pending || !s.writer_idle || !s.leftover.is_empty() || s.fd < 0 {
             return;
         }
-        let left = s.write_batch();
-        s.last_write = Some(Instant::now());
-        s.wrote_batch |= !left;
-        s.batch_since = None;
+        let (left, _) = s.write_own_batch();
         drop(s);
         if left {
             self.waker.wake();
@@ -345,6 +335,17 @@ impl Inner {
         isolated(now) && since(self.opened_at) && (!self.stream || since(self.last_write))
     }
 
+    /// [`Inner::write_batch`] by the socket's thread, noted for stream mode: returns whether the I/O
+    /// thread must be woken, and when the write ended.
+    fn write_own_batch(&mut self) -> (bool, Instant) {
+        let left = self.write_batch();
+        let now = Instant::now();
+        self.last_write = Some(now);
+        self.wrote_batch |= !left;
+        self.batch_since = None;
+        (left, now)
+    }
+
     /// Writes what the codec holds (the I/O thread being idle, under the lock); what the kernel does
     /// not take stays in `leftover`. Returns whether the I/O thread must be woken (something is left
     /// for it).
@@ -354,28 +355,10 @@ impl Inner {
         };
         let mut batch = std::mem::take(&mut self.spare);
         codec.poll_transmit(&mut batch);
-        let mut iov = [libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        }; 64];
-        let mut n = 0;
-        for (slot, chunk) in iov.iter_mut().zip(batch.chunks()) {
-            *slot = libc::iovec {
-                iov_base: chunk.as_ptr().cast_mut().cast(),
-                iov_len: chunk.len(),
-            };
-            n += 1;
-        }
-        // SAFETY: `msghdr` is plain data; every field is set below before use.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = iov.as_mut_ptr();
-        msg.msg_iovlen = n;
-        // SAFETY: `self.fd` is the stream's open descriptor (the I/O thread sets it to -1 under the
-        // gate's lock, which we hold, before it closes the stream); the iovecs point into `batch`,
-        // which outlives the call; MSG_DONTWAIT makes it never block, MSG_NOSIGNAL never raise
-        // SIGPIPE.
-        let sent = unsafe { libc::sendmsg(self.fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
-        match taken(sent) {
+        let mut iov = [EMPTY_IOV; 64];
+        // The I/O thread sets `fd` to -1 under the gate's lock, which we hold, before it closes the
+        // stream.
+        match taken(send_batch(self.fd, &batch, &mut iov)) {
             Some(n) => batch.advance(n),
             // The stream is failing: the I/O thread will find it so and close it.
             None => batch.clear(),
@@ -442,10 +425,7 @@ impl Inner {
             self.open = false;
             return Direct::Partial;
         }
-        let mut iov = [libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        }; 2 * DIRECT_FRAMES];
+        let mut iov = [EMPTY_IOV; 2 * DIRECT_FRAMES];
         for ((header, frame), pair) in headers.clone().zip(frames).zip(iov.chunks_exact_mut(2)) {
             pair[0] = libc::iovec {
                 iov_base: header.as_ptr().cast_mut().cast(),
@@ -488,6 +468,32 @@ impl Inner {
 /// this time, and the I/O thread writes it all), or `None` when the stream is failing: the I/O thread
 /// will see it and close it, and the message is lost with the stream, as bytes written into a dying
 /// connection are.
+/// An unused iovec, to fill arrays of them with.
+pub(crate) const EMPTY_IOV: libc::iovec = libc::iovec {
+    iov_base: std::ptr::null_mut(),
+    iov_len: 0,
+};
+
+/// One non-blocking `sendmsg(2)` of what `batch` holds, at most `iov.len()` of its chunks (`iov` is
+/// the room for their iovecs); returns what `sendmsg` returned. `fd` must be an open stream.
+pub(crate) fn send_batch(fd: RawFd, batch: &Transmit, iov: &mut [libc::iovec]) -> isize {
+    let mut n = 0;
+    for (slot, chunk) in iov.iter_mut().zip(batch.chunks()) {
+        *slot = libc::iovec {
+            iov_base: chunk.as_ptr().cast_mut().cast(),
+            iov_len: chunk.len(),
+        };
+        n += 1;
+    }
+    // SAFETY: `msghdr` is plain data; the fields used are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = n;
+    // SAFETY: the caller gives an open stream; the first `n` iovecs point into `batch`, which
+    // outlives the call; MSG_DONTWAIT makes it never block, MSG_NOSIGNAL never raise SIGPIPE.
+    unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) }
+}
+
 fn taken(sent: isize) -> Option<usize> {
     match usize::try_from(sent) {
         Ok(n) => Some(n),
@@ -567,6 +573,13 @@ impl Inner {
         pending
     }
 
+    /// Begins stream mode at `now`: new batches wake nobody, and the I/O thread looks in
+    /// [`STREAM_TAIL`].
+    fn enter_stream(&mut self, now: Instant) {
+        self.stream = true;
+        self.stream_look = Some(now + STREAM_TAIL);
+    }
+
     /// Ends stream mode: new batches wake the I/O thread again.
     fn leave_stream(&mut self) {
         self.stream = false;
@@ -586,8 +599,7 @@ impl Inner {
         let now = Instant::now();
         self.last_write = Some(now);
         if len >= STREAM_MIN && !self.stream {
-            self.stream = true;
-            self.stream_look = Some(now + STREAM_TAIL);
+            self.enter_stream(now);
         }
     }
 

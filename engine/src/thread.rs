@@ -16,7 +16,7 @@ use io_uring::{opcode, squeue, types, IoUring};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use zring_zmtp::{Connection, Transmit};
 
-use crate::gate::{Failure, Gate, Pumped};
+use crate::gate::{self, Failure, Gate, Pumped};
 use crate::session::{Disconnect, MakeSession, SessionFactory};
 use crate::slab::Slab;
 use crate::waker::{Shared, Waker};
@@ -724,18 +724,8 @@ impl IoThread {
         // First a plain non-blocking write, which on an idle stream takes it all: the socket's
         // thread may then write its next batch itself without waiting for a completion to be
         // reaped here.
-        let mut slices = Vec::new();
-        c.out.io_slices(&mut slices, MAX_IOV);
-        // SAFETY: `IoSlice` is ABI-compatible with `iovec`; `slices` borrows `c.out`, which
-        // outlives the call; `fd` is the open stream; MSG_DONTWAIT makes it never block,
-        // MSG_NOSIGNAL never raise SIGPIPE.
-        let sent = unsafe {
-            let mut msg: libc::msghdr = std::mem::zeroed();
-            msg.msg_iov = slices.as_mut_ptr().cast();
-            msg.msg_iovlen = slices.len();
-            libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
-        };
-        drop(slices);
+        let mut iov = [gate::EMPTY_IOV; MAX_IOV];
+        let sent = gate::send_batch(fd, &c.out, &mut iov);
         if let Ok(n) = usize::try_from(sent) {
             c.out.advance(n);
             if c.out.is_empty() {

@@ -76,7 +76,7 @@ impl Inbox {
                     }
                     msg
                 }
-                Item::Owned(body) => accepts(&body).then(|| Msg::from_shared(&body, 0..body.len())),
+                Item::Owned(body) => accepts(&body).then(|| Msg::from_body(body)),
             };
             if msg.is_some() {
                 return msg;

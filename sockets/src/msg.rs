@@ -81,11 +81,15 @@ impl Msg {
     /// The frame a network stream delivered: a small body copied inline, a larger one kept as the
     /// slice of the read buffer it is (no copy).
     pub(crate) fn from_frame(view: zring_zmtp::FrameView<'_>) -> Msg {
-        if view.body().len() <= INLINE_CAP {
-            Msg::copy_from_slice(view.body())
-        } else {
-            Msg::from(view.into_bytes())
+        if let Some((input, range)) = view.in_input() {
+            return Msg::from_shared(input, range);
         }
+        Msg::from_body(view.into_bytes())
+    }
+
+    /// A whole buffer as a frame: copied inline if small, else kept (no copy).
+    pub(crate) fn from_body(body: Bytes) -> Msg {
+        Msg::from_shared(&body, 0..body.len())
     }
 
     /// `range` of a shared buffer: copied inline if small, else a slice of it (no copy). An empty

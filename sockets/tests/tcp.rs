@@ -666,6 +666,25 @@ fn a_receiver_waiting_on_its_stream_times_out_and_is_reached_by_a_second_peer() 
     }
 }
 
+/// Receives `n` strings on `s` on a thread of its own, handing each over as it comes; the thread
+/// gives the socket back.
+fn receiving(
+    mut s: Socket,
+    n: usize,
+) -> (
+    std::sync::mpsc::Receiver<String>,
+    std::thread::JoinHandle<Socket>,
+) {
+    let (got, received) = std::sync::mpsc::channel();
+    let receiver = std::thread::spawn(move || {
+        for _ in 0..n {
+            got.send(s.recv_string().unwrap()).unwrap();
+        }
+        s
+    });
+    (received, receiver)
+}
+
 #[test]
 fn a_conflating_receiver_reading_its_stream_keeps_only_the_newest_message() {
     let (listener, endpoint) = hand_listener();
@@ -673,15 +692,9 @@ fn a_conflating_receiver_reading_its_stream_keeps_only_the_newest_message() {
     let mut pull = net.socket(SocketType::Pull);
     pull.set_conflate(true).unwrap();
     pull.connect(&endpoint).unwrap();
-    let (got, received) = std::sync::mpsc::channel();
-    let receiver = std::thread::spawn(move || {
-        // After the first message the receiver waits on its one stream itself, and the burst
-        // comes in one read there.
-        for _ in 0..2 {
-            got.send(pull.recv_string().unwrap()).unwrap();
-        }
-        pull
-    });
+    // After the first message the receiver waits on its one stream itself, and the burst comes in
+    // one read there.
+    let (received, receiver) = receiving(pull, 2);
     let mut peer = raw_pusher(&listener);
     peer.write_all(&frame(b"first")).unwrap();
     assert_eq!(received.recv_timeout(WATCHDOG).unwrap(), "first");
@@ -807,13 +820,7 @@ fn a_subscriber_reading_its_stream_drops_what_it_did_not_subscribe_to() {
     let mut sub = net.socket(SocketType::Sub);
     sub.subscribe("a").unwrap();
     sub.connect(&endpoint).unwrap();
-    let (got, received) = std::sync::mpsc::channel();
-    let receiver = std::thread::spawn(move || {
-        for _ in 0..3 {
-            got.send(sub.recv_string().unwrap()).unwrap();
-        }
-        sub
-    });
+    let (received, receiver) = receiving(sub, 3);
     let mut peer = silent_peer(&listener, "PUB");
     assert!(
         read_until(&mut peer, b"\x09SUBSCRIBEa"),
