@@ -1,25 +1,28 @@
 //! The ring's protocol for values within one process: a single-producer/single-consumer queue of any
 //! `T`, the queue of zring's inproc pipes and of the pipes between a socket and its I/O thread.
 //!
-//! As in [`crate::ring`], each side publishes a running count (`tail`: values written, `head`: values
-//! taken) with a release store, and keeps its own copy of the other side's count, which it reads again
-//! only when its copy says the queue is empty (consumer) or full (producer). So a value moves with two
-//! stores and no read-modify-write on a line the other side uses; the two sides meet on a cache line
-//! only when one of them catches up with the other.
+//! [`fifo`] makes a queue as its two ends: a [`Writer`] and a [`Reader`]. Each end is `Send` but not
+//! `Sync` and keeps its own position in plain cells, so one thread at a time uses it and a value
+//! moves with no read-modify-write at all: the writer puts the value in its slot and releases the
+//! slot's mark (the value's position plus one), the reader acquires the mark and takes the value.
+//! The reader looks at the slot itself rather than at a shared count: a reader that keeps up with the
+//! writer would otherwise read the count's cache line after every value, taking it from the writer
+//! just before the writer writes it again, while the slot's line comes to the reader anyway, with
+//! the value. The two running counts (`tail`: values written, `head`: values taken) are still
+//! published, for the bound and for snapshots ([`Writer::len`]); the writer reads `head` only when
+//! its copy says the queue is full.
 //!
 //! Unlike the ring, values are moved, not copied into bytes (a large message body stays a reference),
 //! and the slots are chunks of [`CHUNK`] values linked in order, made as values arrive: an idle queue
-//! holds no chunk, a queue that stays short holds two, and the consumer hands each chunk it has emptied
-//! back to the producer (one spare), so a steady stream allocates nothing. The bound on the count of
+//! holds no chunk, a queue that stays short holds two, and the reader hands each chunk it has emptied
+//! back to the writer (one spare), so a steady stream allocates nothing. The bound on the count of
 //! values (the high-water mark) is separate from the storage.
-//!
-//! Each side's private state sits behind an uncontended lock: the pipes that use the queue guarantee
-//! one writer and one reader at a time, and the lock makes that guarantee checked rather than assumed.
 
+use std::cell::Cell;
 use std::mem::MaybeUninit;
 use std::ptr::null_mut;
 
-use crate::sync::{AtomicPtr, AtomicU64, Mutex, Ordering, UnsafeCell};
+use crate::sync::{Arc, AtomicPtr, AtomicU64, Ordering, UnsafeCell};
 
 /// Values per chunk.
 #[cfg(not(loom))]
@@ -28,16 +31,28 @@ pub const CHUNK: usize = 32;
 #[cfg(loom)]
 pub const CHUNK: usize = 2;
 
-/// A run of slots; `next` is set by the producer before it publishes a value in the next chunk.
+/// One value's place. `full` is the position of the value it holds plus one, released after the
+/// value is written: a slot of a reused chunk never looks full with an old value.
+#[repr(C)]
+struct Slot<T> {
+    full: AtomicU64,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// A run of slots; `next` is set by the writer before it writes a value in the next chunk. Aligned
+/// to a cache line, so that slots of a multiple of 64 octets each fill whole lines.
 struct Chunk<T> {
-    slots: [UnsafeCell<MaybeUninit<T>>; CHUNK],
+    slots: [Slot<T>; CHUNK],
     next: AtomicPtr<Chunk<T>>,
 }
 
 impl<T> Chunk<T> {
     fn alloc() -> *mut Chunk<T> {
         Box::into_raw(Box::new(Chunk {
-            slots: std::array::from_fn(|_| UnsafeCell::new(MaybeUninit::uninit())),
+            slots: std::array::from_fn(|_| Slot {
+                full: AtomicU64::new(0),
+                value: UnsafeCell::new(MaybeUninit::uninit()),
+            }),
             next: AtomicPtr::new(null_mut()),
         }))
     }
@@ -47,168 +62,48 @@ impl<T> Chunk<T> {
 #[repr(C, align(64))]
 struct Line<T>(T);
 
-/// One side's private state.
-struct End<T> {
-    /// The chunk of the last value written (producer) or taken (consumer); null before the first.
-    chunk: *mut Chunk<T>,
-    /// Values written (producer) or taken (consumer) so far.
-    pos: u64,
-    /// The other side's count as last read.
-    seen: u64,
-}
-
-impl<T> End<T> {
-    fn new() -> Mutex<End<T>> {
-        Mutex::new(End {
-            chunk: null_mut(),
-            pos: 0,
-            seen: 0,
-        })
-    }
-}
-
-/// A single-producer/single-consumer queue holding at most `cap` values (see the module's
-/// documentation). Any thread may push and any may pop; pushes are serialized among themselves, and
-/// so are pops.
-pub struct Fifo<T> {
-    /// Values published by the producer.
+/// What the two ends share.
+struct Core<T> {
+    /// Values written.
     tail: Line<AtomicU64>,
-    /// Values taken by the consumer.
+    /// Values taken.
     head: Line<AtomicU64>,
     /// The first chunk, set once with the first value.
     first: AtomicPtr<Chunk<T>>,
-    /// An emptied chunk the producer may reuse.
+    /// An emptied chunk the writer may reuse.
     spare: AtomicPtr<Chunk<T>>,
-    /// Each side's state on its own cache line, so that neither side's lock disturbs the other.
-    producer: Line<Mutex<End<T>>>,
-    consumer: Line<Mutex<End<T>>>,
+    /// Where the reader stopped, set when it is dropped: the chunk (null: it took nothing) and the
+    /// position, from which the queue's own drop takes what is left.
+    stopped: AtomicPtr<Chunk<T>>,
+    stopped_at: AtomicU64,
     cap: u64,
 }
 
-// SAFETY: values move from the pushing thread to the popping one, hence `T: Send`; the chunks are
-// reached through the two `End`s, each behind its lock, and through atomics, following the protocol
-// in the module's documentation (a slot is written before `tail` is released past it and read after
-// it is acquired; a chunk is reused only after the consumer has released it through `spare`).
-unsafe impl<T: Send> Send for Fifo<T> {}
-// SAFETY: as above: `&Fifo` only gives access through the locks and the atomics.
-unsafe impl<T: Send> Sync for Fifo<T> {}
+// SAFETY: values move from the writer's thread to the reader's, hence `T: Send`; the chunks are
+// reached only by the two ends (each used by one thread at a time) and by the drop, following the
+// protocol in the module's documentation.
+unsafe impl<T: Send> Send for Core<T> {}
+// SAFETY: as above: `&Core` itself only gives access to atomics.
+unsafe impl<T: Send> Sync for Core<T> {}
 
-impl<T> std::fmt::Debug for Fifo<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fifo")
+impl<T> Core<T> {
+    /// What an end's `Debug` shows.
+    fn describe(&self, end: &str, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct(end)
             .field("len", &self.len())
             .field("cap", &self.cap)
             .finish_non_exhaustive()
     }
-}
 
-fn lock<T>(m: &Mutex<T>) -> crate::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn index(pos: u64) -> usize {
-    (pos % CHUNK as u64) as usize
-}
-
-impl<T> Fifo<T> {
-    /// An empty queue of at most `cap` values (at least one); `u64::MAX` for no bound.
-    pub fn new(cap: u64) -> Fifo<T> {
-        Fifo {
-            tail: Line(AtomicU64::new(0)),
-            head: Line(AtomicU64::new(0)),
-            first: AtomicPtr::new(null_mut()),
-            spare: AtomicPtr::new(null_mut()),
-            producer: Line(End::new()),
-            consumer: Line(End::new()),
-            cap: cap.max(1),
-        }
+    fn len(&self) -> u64 {
+        let head = self.head.0.load(Ordering::Acquire);
+        let tail = self.tail.0.load(Ordering::Acquire);
+        tail.saturating_sub(head)
     }
 
-    /// Appends `value`, or gives it back if the queue holds `cap` values.
-    pub fn push(&self, value: T) -> Result<(), T> {
-        let mut p = lock(&self.producer.0);
-        if p.pos - p.seen >= self.cap {
-            p.seen = self.head.0.load(Ordering::Acquire);
-            if p.pos - p.seen >= self.cap {
-                return Err(value);
-            }
-        }
-        let i = index(p.pos);
-        if i == 0 {
-            // The current chunk is full (or there is none yet): link a fresh one.
-            let fresh = match self.spare.swap(null_mut(), Ordering::AcqRel) {
-                c if c.is_null() => Chunk::alloc(),
-                c => c,
-            };
-            if p.chunk.is_null() {
-                self.first.store(fresh, Ordering::Release);
-            } else {
-                // SAFETY: `p.chunk` is live: the consumer lets a chunk go only when it moves on to the
-                // chunk's `next`, which is set here, before anything in the fresh chunk is published.
-                unsafe { &*p.chunk }.next.store(fresh, Ordering::Release);
-            }
-            p.chunk = fresh;
-        }
-        // SAFETY: `p.chunk` is live (above); slot `i` is empty: it is fresh, or the consumer took its
-        // value before handing the chunk back through `spare`; the consumer reads it only after we
-        // release `tail` past it, below.
-        unsafe { &(*p.chunk).slots[i] }.with_mut(|s| {
-            // SAFETY: we hold the producer's lock and the slot is empty (above).
-            unsafe { (*s).write(value) };
-        });
-        p.pos += 1;
-        self.tail.0.store(p.pos, Ordering::Release);
-        Ok(())
-    }
-
-    /// Takes the oldest value, if any.
-    pub fn pop(&self) -> Option<T> {
-        self.pop_last().map(|(v, _)| v)
-    }
-
-    /// Takes the oldest value, if any, and says whether it was the last the consumer knew of: then the
-    /// queue may be empty now (a caller that must react to the queue running dry, or to room being
-    /// made for a producer that waits, need look only then).
-    pub fn pop_last(&self) -> Option<(T, bool)> {
-        let mut c = lock(&self.consumer.0);
-        if c.pos == c.seen {
-            c.seen = self.tail.0.load(Ordering::Acquire);
-            if c.pos == c.seen {
-                return None;
-            }
-        }
-        let i = index(c.pos);
-        if i == 0 {
-            let next = if c.chunk.is_null() {
-                self.first.load(Ordering::Acquire)
-            } else {
-                // SAFETY: `c.chunk` is the consumer's live chunk; the producer set its `next` before
-                // releasing the `tail` we acquired.
-                unsafe { &*c.chunk }.next.load(Ordering::Acquire)
-            };
-            if next.is_null() {
-                // Impossible by the protocol: the producer links a chunk before publishing into it.
-                return None;
-            }
-            let done = std::mem::replace(&mut c.chunk, next);
-            if !done.is_null() {
-                self.recycle(done);
-            }
-        }
-        // SAFETY: `c.chunk` is live and slot `i` holds a value written before the `tail` we acquired;
-        // it is taken once (our position moves past it under our lock).
-        let value = unsafe { &(*c.chunk).slots[i] }.with_mut(|s| {
-            // SAFETY: as above: the slot is initialized and read exactly once.
-            unsafe { (*s).assume_init_read() }
-        });
-        c.pos += 1;
-        self.head.0.store(c.pos, Ordering::Release);
-        Some((value, c.pos == c.seen))
-    }
-
-    /// Hands an emptied chunk to the producer, or frees it if the producer has one spare already.
+    /// Hands an emptied chunk to the writer, or frees it if the writer has one spare already.
     fn recycle(&self, chunk: *mut Chunk<T>) {
-        // SAFETY: every value of `chunk` has been taken and the producer has moved on to a later
+        // SAFETY: every value of `chunk` has been taken and the writer has moved on to a later
         // chunk, so nobody else reaches it.
         unsafe { &*chunk }.next.store(null_mut(), Ordering::Relaxed);
         if self
@@ -221,36 +116,48 @@ impl<T> Fifo<T> {
         }
     }
 
-    /// Values in the queue (a snapshot).
-    pub fn len(&self) -> usize {
-        let head = self.head.0.load(Ordering::Acquire);
-        let tail = self.tail.0.load(Ordering::Acquire);
-        usize::try_from(tail.saturating_sub(head)).unwrap_or(usize::MAX)
-    }
-
-    /// Whether the queue is empty (a snapshot).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether the queue holds `cap` values (a snapshot).
-    pub fn is_full(&self) -> bool {
-        self.len() as u64 >= self.cap
+    /// The value at `pos`, in the slot after `chunk` (the chunk of the value before it; null
+    /// before the first), if it has been written: the chunk it is in, and its slot.
+    fn peek(&self, chunk: *mut Chunk<T>, pos: u64) -> Option<(*mut Chunk<T>, &Slot<T>)> {
+        let i = index(pos);
+        let chunk = match (i, chunk.is_null()) {
+            (0, true) => self.first.load(Ordering::Acquire),
+            // SAFETY: `chunk` is live (the reader's, not handed back yet); the writer sets its
+            // `next` before it writes the first value of the next chunk.
+            (0, false) => unsafe { &*chunk }.next.load(Ordering::Acquire),
+            _ => chunk,
+        };
+        if chunk.is_null() {
+            return None;
+        }
+        // SAFETY: `chunk` is live: the reader's, or the one after it, which the writer linked and
+        // which nobody frees before the reader has moved past it.
+        let slot = unsafe { &(*chunk).slots[i] };
+        (slot.full.load(Ordering::Acquire) == pos + 1).then_some((chunk, slot))
     }
 }
 
-impl<T> Drop for Fifo<T> {
+impl<T> Drop for Core<T> {
     fn drop(&mut self) {
-        while self.pop().is_some() {}
-        let c = lock(&self.consumer.0);
-        let mut chunk = if c.chunk.is_null() {
-            self.first.load(Ordering::Acquire)
-        } else {
-            c.chunk
-        };
+        // Both ends are gone: take what the reader left (written before or after it stopped).
+        let mut chunk = self.stopped.load(Ordering::Acquire);
+        let mut pos = self.stopped_at.load(Ordering::Acquire);
+        while let Some((at, slot)) = self.peek(chunk, pos) {
+            // SAFETY: the slot holds the value at `pos`, which nobody took.
+            drop(slot.value.with_mut(|s| unsafe { (*s).assume_init_read() }));
+            if at != chunk && !chunk.is_null() {
+                // SAFETY: emptied and passed; it came from `Box::into_raw`.
+                drop(unsafe { Box::from_raw(chunk) });
+            }
+            chunk = at;
+            pos += 1;
+        }
+        if chunk.is_null() {
+            chunk = self.first.load(Ordering::Acquire);
+        }
         while !chunk.is_null() {
-            // SAFETY: every value has been taken (above) and both sides are gone (`&mut self`);
-            // the chunks from the consumer's on are linked by `next` and came from `Box::into_raw`.
+            // SAFETY: every value has been taken (above) and both ends are gone; the chunks from
+            // the reader's on are linked by `next` and came from `Box::into_raw`.
             let next = unsafe { &*chunk }.next.load(Ordering::Acquire);
             // SAFETY: as above.
             drop(unsafe { Box::from_raw(chunk) });
@@ -264,66 +171,292 @@ impl<T> Drop for Fifo<T> {
     }
 }
 
+fn index(pos: u64) -> usize {
+    (pos % CHUNK as u64) as usize
+}
+
+/// A queue of at most `cap` values (at least one; `u64::MAX` for no bound), as its writing and its
+/// reading end.
+pub fn fifo<T>(cap: u64) -> (Writer<T>, Reader<T>) {
+    let core = Arc::new(Core {
+        tail: Line(AtomicU64::new(0)),
+        head: Line(AtomicU64::new(0)),
+        first: AtomicPtr::new(null_mut()),
+        spare: AtomicPtr::new(null_mut()),
+        stopped: AtomicPtr::new(null_mut()),
+        stopped_at: AtomicU64::new(0),
+        cap: cap.max(1),
+    });
+    (
+        Writer {
+            core: core.clone(),
+            chunk: Cell::new(null_mut()),
+            pos: Cell::new(0),
+            seen: Cell::new(0),
+        },
+        Reader {
+            core,
+            chunk: Cell::new(null_mut()),
+            pos: Cell::new(0),
+        },
+    )
+}
+
+/// The writing end of a queue made by [`fifo`].
+pub struct Writer<T> {
+    core: Arc<Core<T>>,
+    /// The chunk of the last value written; null before the first.
+    chunk: Cell<*mut Chunk<T>>,
+    /// Values written.
+    pos: Cell<u64>,
+    /// The reader's `head` as last read.
+    seen: Cell<u64>,
+}
+
+// SAFETY: the end's cells and chunk pointer are used by the thread that holds it (it is not
+// `Sync`); moving it moves the right to write, and the values it writes go to the reader's thread,
+// hence `T: Send`.
+unsafe impl<T: Send> Send for Writer<T> {}
+
+impl<T> std::fmt::Debug for Writer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.core.describe("Writer", f)
+    }
+}
+
+impl<T> Writer<T> {
+    /// Appends `value`, or gives it back if the queue holds `cap` values.
+    pub fn push(&self, value: T) -> Result<(), T> {
+        let mut value = Some(value);
+        if self.push_with(|| value.take()) {
+            return Ok(());
+        }
+        match value {
+            Some(value) => Err(value),
+            None => unreachable!("a full queue leaves the value alone"),
+        }
+    }
+
+    /// Appends the value `make` makes, made straight in its slot, if the queue holds fewer than
+    /// `cap` values (`false`: it is full, and `make` was not called). A `make` that returns `None`
+    /// appends nothing.
+    #[inline]
+    pub fn push_with(&self, make: impl FnOnce() -> Option<T>) -> bool {
+        let core = &*self.core;
+        let pos = self.pos.get();
+        if pos - self.seen.get() >= core.cap {
+            self.seen.set(core.head.0.load(Ordering::Acquire));
+            if pos - self.seen.get() >= core.cap {
+                return false;
+            }
+        }
+        let Some(value) = make() else {
+            return true;
+        };
+        let i = index(pos);
+        if i == 0 {
+            self.link();
+        }
+        // SAFETY: our chunk is live (`link`); slot `i` is empty: it is fresh, or the reader took its
+        // value before handing the chunk back through `spare`; the reader reads it only after we
+        // release its mark, below.
+        let slot = unsafe { &(*self.chunk.get()).slots[i] };
+        slot.value.with_mut(|s| {
+            // SAFETY: we are the one writer and the slot is empty (above).
+            unsafe { (*s).write(value) };
+        });
+        self.pos.set(pos + 1);
+        slot.full.store(pos + 1, Ordering::Release);
+        core.tail.0.store(pos + 1, Ordering::Release);
+        true
+    }
+
+    /// Our chunk is full (or there is none yet): links a fresh one after it.
+    #[cold]
+    fn link(&self) {
+        let core = &*self.core;
+        let fresh = match core.spare.swap(null_mut(), Ordering::AcqRel) {
+            c if c.is_null() => Chunk::alloc(),
+            c => c,
+        };
+        let chunk = self.chunk.get();
+        if chunk.is_null() {
+            core.first.store(fresh, Ordering::Release);
+        } else {
+            // SAFETY: our chunk is live: the reader lets a chunk go only when it moves on to the
+            // chunk's `next`, which is set here, before anything in the fresh chunk is published.
+            unsafe { &*chunk }.next.store(fresh, Ordering::Release);
+        }
+        self.chunk.set(fresh);
+    }
+
+    /// Values in the queue (a snapshot).
+    pub fn len(&self) -> usize {
+        usize::try_from(self.core.len()).unwrap_or(usize::MAX)
+    }
+
+    /// Whether the queue is empty (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.core.len() == 0
+    }
+
+    /// Whether the queue holds `cap` values (a snapshot).
+    pub fn is_full(&self) -> bool {
+        self.core.len() >= self.core.cap
+    }
+}
+
+/// The reading end of a queue made by [`fifo`].
+pub struct Reader<T> {
+    core: Arc<Core<T>>,
+    /// The chunk of the last value taken; null before the first.
+    chunk: Cell<*mut Chunk<T>>,
+    /// Values taken.
+    pos: Cell<u64>,
+}
+
+// SAFETY: as for `Writer`: the end's state is used by the thread that holds it.
+unsafe impl<T: Send> Send for Reader<T> {}
+
+impl<T> std::fmt::Debug for Reader<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.core.describe("Reader", f)
+    }
+}
+
+impl<T> Reader<T> {
+    /// Takes the oldest value, if any.
+    pub fn pop(&self) -> Option<T> {
+        self.pop_counted().map(|(v, _)| v)
+    }
+
+    /// Takes the oldest value, if any, with the count of values taken so far (this one included).
+    #[inline]
+    pub fn pop_counted(&self) -> Option<(T, u64)> {
+        let core = &*self.core;
+        let pos = self.pos.get();
+        let (chunk, slot) = core.peek(self.chunk.get(), pos)?;
+        if chunk != self.chunk.get() {
+            let done = self.chunk.replace(chunk);
+            if !done.is_null() {
+                core.recycle(done);
+            }
+        }
+        // SAFETY: the slot holds the value written before the mark we acquired (`peek`); it is
+        // taken once (our position moves past it, and we are the one reader).
+        let value = slot.value.with_mut(|s| unsafe { (*s).assume_init_read() });
+        self.pos.set(pos + 1);
+        core.head.0.store(pos + 1, Ordering::Release);
+        Some((value, pos + 1))
+    }
+
+    /// Values in the queue (a snapshot).
+    pub fn len(&self) -> usize {
+        usize::try_from(self.core.len()).unwrap_or(usize::MAX)
+    }
+
+    /// Whether the queue is empty (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.core.len() == 0
+    }
+}
+
+impl<T> Drop for Reader<T> {
+    fn drop(&mut self) {
+        // What is left (now or written later) is dropped with the queue, from here.
+        self.core.stopped.store(self.chunk.get(), Ordering::Release);
+        self.core
+            .stopped_at
+            .store(self.pos.get(), Ordering::Release);
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
     #[test]
     fn values_come_out_in_order_across_chunks_up_to_the_bound() {
-        let q = Fifo::new(100);
+        let (tx, rx) = fifo(100);
         for round in 0..5u32 {
             for i in 0..100 {
-                q.push(round * 1000 + i).unwrap();
+                tx.push(round * 1000 + i).unwrap();
             }
-            assert!(q.is_full());
-            assert_eq!(q.push(7), Err(7));
+            assert!(tx.is_full());
+            assert_eq!(tx.push(7), Err(7));
             for i in 0..100 {
-                assert_eq!(q.pop(), Some(round * 1000 + i));
+                assert_eq!(rx.pop(), Some(round * 1000 + i));
             }
-            assert!(q.is_empty());
-            assert_eq!(q.pop(), None);
+            assert!(rx.is_empty());
+            assert_eq!(rx.pop(), None);
         }
     }
 
     #[test]
     fn values_left_in_the_queue_are_dropped_with_it() {
         let token = std::sync::Arc::new(());
-        let q = Fifo::new(u64::MAX);
-        for _ in 0..(3 * CHUNK + 5) {
-            q.push(token.clone()).unwrap();
+        for reader_first in [false, true] {
+            let (tx, rx) = fifo(u64::MAX);
+            for _ in 0..(3 * CHUNK + 5) {
+                tx.push(token.clone()).unwrap();
+            }
+            for _ in 0..CHUNK + 1 {
+                drop(rx.pop());
+            }
+            assert_eq!(std::sync::Arc::strong_count(&token), 2 * CHUNK + 5);
+            if reader_first {
+                drop(rx);
+                // Values written after the reader is gone are dropped with the queue too.
+                tx.push(token.clone()).unwrap();
+                drop(tx);
+            } else {
+                drop(tx);
+                drop(rx);
+            }
+            assert_eq!(std::sync::Arc::strong_count(&token), 1);
         }
-        for _ in 0..CHUNK + 1 {
-            drop(q.pop());
-        }
-        assert_eq!(std::sync::Arc::strong_count(&token), 2 * CHUNK + 5);
-        drop(q);
-        assert_eq!(std::sync::Arc::strong_count(&token), 1);
+    }
+
+    #[test]
+    fn a_value_made_in_place_is_made_only_when_there_is_room() {
+        let (tx, rx) = fifo(1);
+        let mut made = 0;
+        assert!(tx.push_with(|| {
+            made += 1;
+            Some(1)
+        }));
+        assert!(!tx.push_with(|| {
+            made += 1;
+            Some(2)
+        }));
+        assert_eq!(made, 1);
+        assert!(!tx.push_with(|| None));
+        assert_eq!(rx.pop_counted(), Some((1, 1)));
+        assert!(tx.push_with(|| None));
+        assert_eq!(rx.pop(), None);
     }
 
     #[test]
     fn a_stream_between_two_threads_keeps_order_and_loses_nothing() {
-        let q = std::sync::Arc::new(Fifo::new(64));
+        let (tx, rx) = fifo(64);
         let n = if cfg!(miri) { 300 } else { 200_000u64 };
-        let writer = {
-            let q = q.clone();
-            std::thread::spawn(move || {
-                for i in 0..n {
-                    let mut v = Box::new(i);
-                    loop {
-                        match q.push(v) {
-                            Ok(()) => break,
-                            Err(back) => {
-                                v = back;
-                                std::thread::yield_now();
-                            }
+        let writer = std::thread::spawn(move || {
+            for i in 0..n {
+                let mut v = Box::new(i);
+                loop {
+                    match tx.push(v) {
+                        Ok(()) => break,
+                        Err(back) => {
+                            v = back;
+                            std::thread::yield_now();
                         }
                     }
                 }
-            })
-        };
+            }
+        });
         let mut next = 0;
         while next < n {
-            match q.pop() {
+            match rx.pop() {
                 Some(v) => {
                     assert_eq!(*v, next);
                     next += 1;
@@ -332,6 +465,6 @@ mod tests {
             }
         }
         writer.join().unwrap();
-        assert!(q.is_empty());
+        assert!(rx.is_empty());
     }
 }

@@ -20,7 +20,7 @@ pub mod region;
 pub mod ring;
 mod sync;
 
-pub use fifo::Fifo;
+pub use fifo::{fifo, Reader, Writer};
 pub use region::Region;
 #[cfg(not(loom))]
 pub use ring::init;

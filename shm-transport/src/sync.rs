@@ -85,6 +85,6 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, _timeout: Option<Duration>) 
 pub(crate) fn wake(_word: &AtomicU32) {}
 
 #[cfg(loom)]
-pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use loom::sync::{Arc, Mutex};
 #[cfg(not(loom))]
-pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+pub(crate) use std::sync::{Arc, Mutex};

@@ -63,36 +63,56 @@ fn slab_space_given_back_from_another_thread_wakes_the_writer() {
     exchange(2000, true);
 }
 
-/// The in-process queue ([`zring_shm::Fifo`], chunks of two values under loom): three values through
+/// Writes `n` values into `tx`, retrying a refused push.
+fn write_values(tx: zring_shm::Writer<Box<u32>>, n: u32) -> loom::thread::JoinHandle<()> {
+    loom::thread::spawn(move || {
+        for i in 0..n {
+            let mut v = Box::new(i);
+            while let Err(back) = tx.push(v) {
+                v = back;
+                loom::thread::yield_now();
+            }
+        }
+    })
+}
+
+/// Takes `n` values from `rx`, checking their order.
+fn read_values(rx: &zring_shm::Reader<Box<u32>>, n: u32) {
+    let mut next = 0;
+    while next < n {
+        match rx.pop() {
+            Some(v) => {
+                assert_eq!(*v, next);
+                next += 1;
+            }
+            None => loom::thread::yield_now(),
+        }
+    }
+}
+
+/// The in-process queue ([`zring_shm::fifo`], chunks of two values under loom): three values through
 /// a queue bounded at two, with a refused push retried, cross a chunk boundary and the spare chunk's
 /// hand-back; every value arrives once and in order, and whatever is left is dropped with the queue.
 #[test]
 fn the_fifo_moves_values_in_order_across_chunks() {
     loom::model(|| {
-        let q = loom::sync::Arc::new(zring_shm::Fifo::new(2));
-        let writer = {
-            let q = q.clone();
-            loom::thread::spawn(move || {
-                for i in 0..3u32 {
-                    let mut v = Box::new(i);
-                    while let Err(back) = q.push(v) {
-                        v = back;
-                        loom::thread::yield_now();
-                    }
-                }
-            })
-        };
-        let mut next = 0;
-        while next < 2 {
-            match q.pop() {
-                Some(v) => {
-                    assert_eq!(*v, next);
-                    next += 1;
-                }
-                None => loom::thread::yield_now(),
-            }
-        }
+        let (tx, rx) = zring_shm::fifo(2);
+        let writer = write_values(tx, 3);
+        read_values(&rx, 2);
         writer.join().unwrap();
-        assert_eq!(q.len(), 1);
+        assert_eq!(rx.len(), 1);
+    });
+}
+
+/// A reader that goes away while the writer still writes: what it left, and what comes after it,
+/// is dropped with the queue by whichever end goes last, with no race on the slots.
+#[test]
+fn the_fifo_outlives_its_reader() {
+    loom::model(|| {
+        let (tx, rx) = zring_shm::fifo(u64::MAX);
+        let writer = write_values(tx, 3);
+        read_values(&rx, 1);
+        drop(rx);
+        writer.join().unwrap();
     });
 }

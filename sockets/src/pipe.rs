@@ -16,7 +16,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::sync::{Parker, Unparker};
-use zring_shm::Fifo;
+use zring_shm::{Reader, Writer};
 
 use crate::msg::Msg;
 use crate::transport::shm::ShmEnd;
@@ -89,6 +89,7 @@ impl Parts {
     }
 
     /// The only frame of a one-frame message (its MORE flag clear); the message back otherwise.
+    #[inline]
     pub(crate) fn into_single(self) -> Result<Msg, Parts> {
         if self.rest.is_empty() {
             Ok(self.first.with_more(false))
@@ -339,6 +340,9 @@ impl Waiter {
     }
 }
 
+/// A reader looks for a writer waiting for room at least once in this many messages taken.
+const ROOM_EVERY: u64 = 32;
+
 /// How much one direction of a pipe holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Bound {
@@ -350,62 +354,104 @@ pub(crate) enum Bound {
     Conflate,
 }
 
-/// One direction of a pipe: zring's in-process ring ([`zring_shm::Fifo`]), whose storage grows in
-/// chunks as messages arrive, so an idle pipe costs almost nothing whatever its high-water mark.
-enum Queue {
+/// The writing end of one direction of a pipe: zring's in-process ring ([`zring_shm::fifo`]),
+/// whose storage grows in chunks as messages arrive, so an idle pipe costs almost nothing whatever
+/// its high-water mark.
+enum Out {
     /// At most the high-water mark (`u64::MAX`: no limit).
-    Fifo(Fifo<Parts>),
+    Fifo(Writer<Parts>),
     /// Capacity one; a push replaces what is there.
-    Conflated(ArrayQueue<Parts>),
+    Conflated(Arc<ArrayQueue<Parts>>),
 }
 
-impl Queue {
-    fn new(bound: Bound) -> Queue {
-        match bound {
-            Bound::Messages(c) => Queue::Fifo(Fifo::new(c as u64)),
-            Bound::Unbounded => Queue::Fifo(Fifo::new(u64::MAX)),
-            Bound::Conflate => Queue::Conflated(ArrayQueue::new(1)),
+/// The reading end of one direction of a pipe.
+enum In {
+    /// With a mask of the low-water step (see [`In::pop`]).
+    Fifo(Reader<Parts>, u64),
+    Conflated(Arc<ArrayQueue<Parts>>),
+}
+
+/// One direction of a pipe bounded by `bound`, as its two ends.
+fn queue(bound: Bound) -> (Out, In) {
+    let fifo = |cap: u64| {
+        let (tx, rx) = zring_shm::fifo(cap);
+        let step = (cap / 2).clamp(1, ROOM_EVERY);
+        // A power of two, so that the reader needs no division to know when to look.
+        let step = 1 << step.ilog2();
+        (Out::Fifo(tx), In::Fifo(rx, step - 1))
+    };
+    match bound {
+        Bound::Messages(c) => fifo(c as u64),
+        Bound::Unbounded => fifo(u64::MAX),
+        Bound::Conflate => {
+            let q = Arc::new(ArrayQueue::new(1));
+            (Out::Conflated(q.clone()), In::Conflated(q))
+        }
+    }
+}
+
+impl Out {
+    /// Pushes what `make` makes, in place, unless the queue is at its bound (`false`, and `make`
+    /// is not called).
+    fn push_with(&self, make: impl FnOnce() -> Parts) -> bool {
+        match self {
+            Out::Fifo(q) => q.push_with(|| Some(make())),
+            Out::Conflated(q) => {
+                // The message replaced is superseded, as CONFLATE asks.
+                drop(q.force_push(make()));
+                true
+            }
         }
     }
 
-    /// Pushes, unless the queue is at its bound. Only one thread pushes into a queue at a time.
+    /// Pushes, unless the queue is at its bound.
     fn push(&self, m: Parts) -> Result<(), Parts> {
         match self {
-            Queue::Fifo(q) => q.push(m),
-            Queue::Conflated(q) => {
-                // The message replaced is superseded, as CONFLATE asks.
+            Out::Fifo(q) => q.push(m),
+            Out::Conflated(q) => {
                 drop(q.force_push(m));
                 Ok(())
             }
         }
     }
 
-    /// The oldest message, and whether the queue may be empty now (see [`Fifo::pop_last`]).
-    fn pop(&self) -> Option<(Parts, bool)> {
-        match self {
-            Queue::Fifo(q) => q.pop_last(),
-            Queue::Conflated(q) => q.pop().map(|m| (m, true)),
-        }
-    }
-
     fn is_full(&self) -> bool {
         match self {
-            Queue::Fifo(q) => q.is_full(),
-            Queue::Conflated(_) => false,
+            Out::Fifo(q) => q.is_full(),
+            Out::Conflated(_) => false,
         }
     }
 
     fn is_empty(&self) -> bool {
         match self {
-            Queue::Fifo(q) => q.is_empty(),
-            Queue::Conflated(q) => q.is_empty(),
+            Out::Fifo(q) => q.is_empty(),
+            Out::Conflated(q) => q.is_empty(),
         }
     }
 }
 
-/// What the two ends share. Side `i` writes `queues[i]` and reads `queues[1 - i]`.
+impl In {
+    /// The oldest message, and whether the reader should now look for a writer waiting for room:
+    /// about once every half of the bound (the power of two at or below it), and at least once
+    /// every [`ROOM_EVERY`] messages, as libzmq's low-water mark.
+    #[inline]
+    fn pop(&self) -> Option<(Parts, bool)> {
+        match self {
+            In::Fifo(q, mask) => q.pop_counted().map(|(m, n)| (m, n & mask == 0)),
+            In::Conflated(q) => q.pop().map(|m| (m, true)),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            In::Fifo(q, _) => q.is_empty(),
+            In::Conflated(q) => q.is_empty(),
+        }
+    }
+}
+
+/// What the two ends share. Side `i` writes direction `i` and reads direction `1 - i`.
 struct Shared {
-    queues: [Queue; 2],
     /// Each side's signal; unset while that side is not attached yet (an inproc connect before the
     /// bind), when there is nobody to wake.
     signals: [OnceLock<Arc<Signal>>; 2],
@@ -421,7 +467,7 @@ struct Shared {
     /// closely is part of a stream and is better batched by the I/O thread than written alone.
     last_send: [AtomicU64; 2],
     epoch: Instant,
-    /// Side `i`'s writer found `queues[i]` full and waits for room. Set before the writer's last
+    /// Side `i`'s writer found direction `i` full and waits for room. Set before the writer's last
     /// retry and read after each of the reader's pops that takes the last message it knew of, each
     /// after a SeqCst fence (Dekker): either the retry sees the room or the reader sees the flag.
     want_room: [AtomicBool; 2],
@@ -453,6 +499,10 @@ enum Way {
 struct Local {
     shared: Arc<Shared>,
     side: usize,
+    /// Direction `side`, which this end writes.
+    out: Out,
+    /// Direction `1 - side`, which this end reads.
+    inq: In,
     /// The gate this end writes through, as of `Shared::gate_epoch[side]` (the first value): kept
     /// so that a send takes no lock and no reference count to find it.
     gate: RefCell<(u64, Option<Arc<zring_engine::Gate>>)>,
@@ -482,7 +532,6 @@ impl PipeEnd {
             cell
         };
         let shared = Arc::new(Shared {
-            queues: [Queue::new(capacity.forward), Queue::new(capacity.backward)],
             signals: [signal(a.0), signal(b.0)],
             closed: [AtomicBool::new(false), AtomicBool::new(false)],
             want_room: [AtomicBool::new(false), AtomicBool::new(false)],
@@ -492,11 +541,15 @@ impl PipeEnd {
             last_send: [AtomicU64::new(0), AtomicU64::new(0)],
             epoch: Instant::now(),
         });
+        let (forward, from_a) = queue(capacity.forward);
+        let (backward, from_b) = queue(capacity.backward);
         (
             PipeEnd {
                 way: Way::Local(Local {
                     shared: shared.clone(),
                     side: 0,
+                    out: forward,
+                    inq: from_b,
                     gate: RefCell::default(),
                 }),
                 peer: b.1,
@@ -505,6 +558,8 @@ impl PipeEnd {
                 way: Way::Local(Local {
                     shared,
                     side: 1,
+                    out: backward,
+                    inq: from_a,
                     gate: RefCell::default(),
                 }),
                 peer: a.1,
@@ -558,7 +613,10 @@ impl PipeEnd {
     /// (see [`PipeEnd::try_send`]).
     pub(crate) fn try_send_body(&self, body: &[u8]) -> bool {
         match &self.way {
-            Way::Local(l) => l.try_gate(&[body], || vec![Bytes::copy_from_slice(body)], true),
+            Way::Local(l) if l.shared.has_gate[l.side].load(Ordering::Acquire) => {
+                l.try_gate(&[body], || vec![Bytes::copy_from_slice(body)], true)
+            }
+            Way::Local(l) => l.push_body(body),
             Way::Shm(_) => false,
         }
     }
@@ -604,6 +662,7 @@ impl PipeEnd {
     }
 
     /// Takes the next message from the peer, waking the peer if it waits for room.
+    #[inline]
     pub(crate) fn try_recv(&self) -> Option<Parts> {
         match &self.way {
             Way::Local(l) => l.try_recv(),
@@ -696,12 +755,12 @@ impl Local {
         }
     }
 
-    fn out(&self) -> &Queue {
-        &self.shared.queues[self.side]
+    fn out(&self) -> &Out {
+        &self.out
     }
 
-    fn inq(&self) -> &Queue {
-        &self.shared.queues[self.other()]
+    fn inq(&self) -> &In {
+        &self.inq
     }
 
     /// Offers the peer its stream's gate (`None`: withdraws it): for direct reads, and for direct
@@ -793,8 +852,19 @@ impl Local {
         cached
     }
 
+    /// Queues a one-frame message of `body`, made in its place in the queue; `false` if the queue
+    /// is full.
+    fn push_body(&self, body: &[u8]) -> bool {
+        if !self.out().push_with(|| Parts::one(Msg::from(body))) {
+            return false;
+        }
+        self.notify_peer();
+        true
+    }
+
     fn send_via(&self, msg: Parts, small_direct: bool) -> Result<(), Parts> {
-        if self.try_direct(&msg, small_direct) {
+        let gate = self.shared.has_gate[self.side].load(Ordering::Relaxed);
+        if gate && self.try_direct(&msg, small_direct) {
             return Ok(());
         }
         let msg = match self.out().push(msg) {
@@ -818,13 +888,13 @@ impl Local {
     }
 
     /// Takes the next message from the peer, waking the peer if it waits for room.
+    #[inline]
     fn try_recv(&self) -> Option<Parts> {
-        let (msg, last) = self.inq().pop()?;
-        // A writer waiting for room is woken once we have taken every message we knew of (as
-        // libzmq's low-water mark does): a writer that found the queue full left at least a full
-        // queue to take, so we get here after it waits, and the fence is paid once per batch rather
-        // than once per message.
-        if last {
+        let (msg, look) = self.inq().pop()?;
+        // A writer waiting for room is woken once we have taken some messages (the low-water mark,
+        // see `Queue::pop`): a writer that found the queue full left a full queue to take, so we
+        // get there after it waits, and the fence is paid once per batch rather than per message.
+        if look {
             // SYNC POINT: pairs with the fence in `send_via` (see `Shared::want_room`).
             fence(Ordering::SeqCst);
             let flag = &self.shared.want_room[self.other()];

@@ -763,6 +763,7 @@ impl Socket {
 
     /// The short way in: the next message of the one peer of a socket that only fair-queues what
     /// it receives (PULL, DEALER, PAIR), taken from its queue past the pattern, if one is there.
+    #[inline]
     fn recv_plain(&mut self) -> Option<Parts> {
         if !self.plain_queue || self.waiter.signal.has_mail() {
             return None;

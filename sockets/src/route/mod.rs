@@ -93,6 +93,7 @@ impl Pipes {
     }
 
     /// The pipe, if there is exactly one.
+    #[inline]
     pub(crate) fn only(&self) -> Option<&PipeEnd> {
         if self.len() != 1 {
             return None;
