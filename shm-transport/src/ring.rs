@@ -263,7 +263,7 @@ impl Shared {
     }
 
     fn slot(&self, pos: u64) -> *mut u8 {
-        let idx = (pos % self.cap()) as usize;
+        let idx = slot_index(pos, self.cap()) as usize;
         // SAFETY: `idx < slots`, so the slot lies inside the slots part of the region.
         unsafe { self.slots.add(idx * SLOT) }
     }
@@ -453,10 +453,16 @@ impl std::fmt::Debug for Producer {
     }
 }
 
+/// The index in the ring of the running slot count `pos`; `cap`, the ring's slots, is a power of
+/// two ([`Config::size`] checks it), so no division.
+fn slot_index(pos: u64, cap: u64) -> u64 {
+    pos & (cap - 1)
+}
+
 /// Where a record of `n` slots goes if the next free slot is `pos`: there, or at the ring's start
 /// when it would not fit before the end (the slots between are padding).
 fn place(pos: u64, n: u64, cap: u64) -> u64 {
-    let idx = pos % cap;
+    let idx = slot_index(pos, cap);
     if idx + n > cap {
         pos + (cap - idx)
     } else {
@@ -872,7 +878,7 @@ impl Consumer {
             let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
             let flags = u16::from_le_bytes([header[4], header[5]]);
             let n = u64::from(u16::from_le_bytes([header[6], header[7]]));
-            let idx = pos % cap;
+            let idx = slot_index(pos, cap);
             if n == 0 || idx + n > cap || pos + n > self.tail {
                 return Err(Error::Corrupt(format!("record of {n} slots at {pos}")));
             }

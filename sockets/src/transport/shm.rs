@@ -188,25 +188,35 @@ impl ShmEnd {
     }
 
     pub(crate) fn try_send(&self, msg: Parts) -> std::result::Result<(), Parts> {
-        let result = if msg.len() == 1 {
-            self.tx.borrow_mut().try_send(&[&msg.first()[..]])
+        let sent = if msg.len() == 1 {
+            self.send_frames(&[&msg.first()[..]])
         } else {
             let frames: Vec<&[u8]> = msg.frames().map(|m| &m[..]).collect();
-            self.tx.borrow_mut().try_send(&frames)
+            self.send_frames(&frames)
         };
-        match result {
-            Ok(()) => Ok(()),
-            Err(zring_shm::Error::Full) if !self.broken.load(Ordering::Relaxed) => Err(msg),
+        if sent {
+            Ok(())
+        } else {
+            Err(msg)
+        }
+    }
+
+    /// Writes the message of `frames` into the ring; `false` if it must wait for room. A message
+    /// that can never fit is dropped and counted; one for a peer that is gone (or broke the ring)
+    /// goes with the connection, as over tcp.
+    pub(crate) fn send_frames(&self, frames: &[&[u8]]) -> bool {
+        match self.tx.borrow_mut().try_send(frames) {
+            Ok(()) => true,
+            Err(zring_shm::Error::Full) => self.broken.load(Ordering::Relaxed),
             Err(zring_shm::Error::TooLarge(_)) => {
                 self.too_large.fetch_add(1, Ordering::Relaxed);
-                Ok(())
+                true
             }
             Err(zring_shm::Error::Corrupt(why)) => {
                 self.break_off(why);
-                Ok(())
+                true
             }
-            // The peer is gone: what was for it goes with the connection, as over tcp.
-            Err(_) => Ok(()),
+            Err(_) => true,
         }
     }
 
