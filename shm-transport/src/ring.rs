@@ -167,6 +167,8 @@ struct Shared {
     slots: *mut u8,
     slab: *mut u8,
     cfg: Config,
+    /// `cfg.inline_max()`, worked out once.
+    inline_max: usize,
     /// Wakes the other side instead of the futex (see [`Producer::set_waker`]).
     waker: std::sync::OnceLock<Waker>,
 }
@@ -226,6 +228,7 @@ impl Shared {
             slots,
             slab,
             cfg,
+            inline_max: cfg.inline_max(),
             waker: std::sync::OnceLock::new(),
         })
     }
@@ -586,7 +589,7 @@ impl Producer {
     /// How a frame of `len` bytes goes, and how many slots its record takes.
     fn carry(&self, len: usize) -> Result<(Carry, u64), Error> {
         let cfg = self.shared.cfg;
-        if len <= cfg.inline_max() {
+        if len <= self.shared.inline_max {
             return Ok((Carry::Inline, (RECORD_HEADER + len).div_ceil(SLOT) as u64));
         }
         match u32::try_from(len.div_ceil(cfg.chunk_size as usize)) {
@@ -898,7 +901,7 @@ impl Consumer {
                 let room = count as usize * cfg.chunk_size as usize;
                 let fits = count >= 1
                     && start.checked_add(count).is_some_and(|e| e <= cfg.chunks)
-                    && len > cfg.inline_max()
+                    && len > self.shared.inline_max
                     && len <= room;
                 if n != 1 || !fits {
                     return Err(Error::Corrupt(format!(
@@ -913,7 +916,7 @@ impl Consumer {
                     count,
                 }))
             } else {
-                if len > cfg.inline_max() || RECORD_HEADER + len > n as usize * SLOT {
+                if len > self.shared.inline_max || RECORD_HEADER + len > n as usize * SLOT {
                     return Err(Error::Corrupt(format!("inline frame of {len} bytes")));
                 }
                 // SAFETY: the `len` bytes after the header lie within the record's `n` slots (checked
