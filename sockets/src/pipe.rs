@@ -9,6 +9,7 @@
 //! parked; a reader that frees space in a queue that was full wakes the writer the same way.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
@@ -667,6 +668,25 @@ impl PipeEnd {
         match &self.way {
             Way::Local(l) => l.try_recv(),
             Way::Shm(s) => s.try_recv(),
+        }
+    }
+
+    /// [`PipeEnd::try_recv`] frame by frame: the first frame of the next message, its others (with
+    /// their `more` flags) appended to `rest`. Over shm the frames become `Msg`s straight from the
+    /// ring, with no message around them.
+    #[inline]
+    pub(crate) fn try_recv_frame(&self, rest: &mut VecDeque<Msg>) -> Option<Msg> {
+        match &self.way {
+            Way::Local(l) => l.try_recv().map(|parts| match parts.into_single() {
+                Ok(msg) => msg,
+                Err(parts) => {
+                    let mut frames = parts.into_frames();
+                    let first = frames.next().unwrap_or_default();
+                    rest.extend(frames);
+                    first
+                }
+            }),
+            Way::Shm(s) => s.try_recv_frame(rest),
         }
     }
 

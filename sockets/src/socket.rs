@@ -746,10 +746,10 @@ impl Socket {
         if let Some(m) = self.pop_inbox() {
             return Ok(m);
         }
-        let parts = match self.recv_plain() {
-            Some(parts) => parts,
-            None => self.next_message(timeout)?,
-        };
+        if let Some(m) = self.recv_plain() {
+            return Ok(m);
+        }
+        let parts = self.next_message(timeout)?;
         // The first frame goes to the caller at once; only the frames after it wait here.
         let parts = match parts.into_single() {
             Ok(msg) => return Ok(msg),
@@ -761,14 +761,16 @@ impl Socket {
         Ok(first)
     }
 
-    /// The short way in: the next message of the one peer of a socket that only fair-queues what
-    /// it receives (PULL, DEALER, PAIR), taken from its queue past the pattern, if one is there.
+    /// The short way in: the next frame of the one peer of a socket that only fair-queues what it
+    /// receives (PULL, DEALER, PAIR), taken from its queue past the pattern, if one is there (the
+    /// message's other frames wait in `receiving`).
     #[inline]
-    fn recv_plain(&mut self) -> Option<Parts> {
+    fn recv_plain(&mut self) -> Option<Msg> {
         if !self.plain_queue || self.waiter.signal.has_mail() {
             return None;
         }
-        self.pipes.only().and_then(PipeEnd::try_recv)
+        let pipe = self.pipes.only()?;
+        pipe.try_recv_frame(&mut self.receiving)
     }
 
     /// The oldest message of the inbox that the pattern accepts (the others are dropped, as a SUB

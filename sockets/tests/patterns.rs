@@ -31,6 +31,7 @@ for_transports!(
     push_round_robins_and_pull_fair_queues,
     pair_exchanges_both_ways,
     frames_of_every_size_arrive_whole,
+    a_multipart_message_received_frame_by_frame_keeps_its_frames_and_flags,
     json_round_trips,
     ten_thousand_messages_arrive_in_order,
 );
@@ -247,6 +248,36 @@ fn pair_exchanges_both_ways(net: &Net) {
     a.send("still b").unwrap();
     assert_eq!(b.recv_string().unwrap(), "still b");
     assert_eq!(a.peer_count(), 1);
+}
+
+/// A multipart message taken frame by frame (`recv`: the short way of a socket with one peer, over
+/// shm straight from the ring): every frame in order, `more` on all but the last, a large frame
+/// among small ones, then the next message alone.
+fn a_multipart_message_received_frame_by_frame_keeps_its_frames_and_flags(net: &Net) {
+    let (mut pull, ep) = net.bound(SocketType::Pull);
+    let mut push = net.connected(SocketType::Push, &ep);
+    wait_peers(&mut pull, 1);
+    let large = vec![7u8; 100_000];
+    let parts: Vec<&[u8]> = vec![b"head", &large, b"", b"tail"];
+    for _ in 0..3 {
+        push.send_multipart(parts.clone()).unwrap();
+    }
+    push.send("alone").unwrap();
+    for _ in 0..3 {
+        recv_frame_by_frame(&mut pull, &parts);
+    }
+    let last = pull.recv().unwrap();
+    assert_eq!((&last[..], last.more()), (&b"alone"[..], false));
+}
+
+/// Receives `parts` from `s` one frame at a time (`recv`), checking each frame and its `more`
+/// flag (set on all but the last).
+fn recv_frame_by_frame(s: &mut Socket, parts: &[&[u8]]) {
+    for (i, want) in parts.iter().enumerate() {
+        let got = s.recv().unwrap();
+        assert_eq!(&got[..], *want, "frame {i}");
+        assert_eq!(got.more(), i + 1 < parts.len(), "more on frame {i}");
+    }
 }
 
 fn frames_of_every_size_arrive_whole(net: &Net) {

@@ -24,6 +24,7 @@
 //! ([`crate::Drops::too_large`]).
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
@@ -221,24 +222,38 @@ impl ShmEnd {
     }
 
     pub(crate) fn try_recv(&self) -> Option<Parts> {
+        let mut rest = Vec::new();
+        let first = self.recv_frames(|m| rest.push(m))?;
+        Some(Parts::with_rest(first, rest))
+    }
+
+    /// [`ShmEnd::try_recv`] frame by frame (see `PipeEnd::try_recv_frame`).
+    #[inline]
+    pub(crate) fn try_recv_frame(&self, rest: &mut VecDeque<Msg>) -> Option<Msg> {
+        self.recv_frames(|m| rest.push_back(m))
+    }
+
+    /// Takes the next message from the ring: returns its first frame and hands the others, in
+    /// order and with their `more` flags, to `rest`.
+    #[inline]
+    fn recv_frames(&self, mut rest: impl FnMut(Msg)) -> Option<Msg> {
         if self.broken.load(Ordering::Relaxed) {
             return None;
         }
         let mut first: Option<Msg> = None;
-        let mut rest = Vec::new();
-        let got = self.rx.borrow_mut().try_recv_with(|frame, _| {
+        let got = self.rx.borrow_mut().try_recv_with(|frame, more| {
             let m = match frame {
                 Frame::Inline(b) => Msg::copy_from_slice(b),
                 Frame::Slab(b) => Msg::from(b),
             };
             if first.is_none() {
-                first = Some(m);
+                first = Some(m.with_more(more));
             } else {
-                rest.push(m);
+                rest(m.with_more(more));
             }
         });
         match got {
-            Ok(true) => Some(Parts::with_rest(first.unwrap_or_default(), rest)),
+            Ok(true) => first,
             Ok(false) | Err(zring_shm::Error::Closed) => None,
             Err(e) => {
                 self.break_off(e.to_string());
