@@ -610,12 +610,13 @@ impl PipeEnd {
     }
 
     /// Sends a one-frame message of `body` without making a `Msg` of it: through the stream's gate
-    /// (written at once, or batched for the I/O thread), else made in its place in the queue, or
-    /// copied into the shm ring; `false` if it must take the usual way (see [`PipeEnd::try_send`]).
-    pub(crate) fn try_send_body(&self, body: &[u8]) -> bool {
+    /// (written at once if `small_direct` allows, or batched for the I/O thread), else made in its
+    /// place in the queue, or copied into the shm ring; `false` if it must take the usual way (see
+    /// [`PipeEnd::try_send`], and [`PipeEnd::try_send_copy`] for `small_direct`).
+    pub(crate) fn try_send_body(&self, body: &[u8], small_direct: bool) -> bool {
         match &self.way {
             Way::Local(l) if l.shared.has_gate[l.side].load(Ordering::Acquire) => {
-                l.try_gate(&[body], || vec![Bytes::copy_from_slice(body)], true)
+                l.try_gate(&[body], || vec![Bytes::copy_from_slice(body)], small_direct)
             }
             Way::Local(l) => l.push_body(body),
             Way::Shm(s) => s.send_frames(&[body]),

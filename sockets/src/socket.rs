@@ -686,7 +686,7 @@ impl Socket {
             && self.sending.is_empty()
             && !self.waiter.signal.has_mail();
         if let Some(pipe) = self.pipes.only().filter(|_| plain) {
-            if pipe.try_send_body(msg.as_ref()) {
+            if pipe.try_send_body(msg.as_ref(), true) {
                 return Ok(());
             }
             return match pipe.try_send(Parts::one(msg.into())) {
