@@ -31,6 +31,10 @@ const PEER_SPIN: Duration = Duration::from_micros(5);
 /// on this machine's AMD EPYC, about 40 on recent Intel cores); 64 made a look every 1.6 us, most of
 /// the one-way latency of inproc and shm.
 const SPIN_PAUSES: usize = 4;
+/// Looks a blocking call takes before it reads a clock (about 0.5-1.5 us), for a peer that keeps up.
+const QUICK_LOOKS: usize = 8;
+/// Looks between two clock reads while spinning.
+const CLOCK_LOOKS: usize = 4;
 /// A socket notes the CPU it runs on once in this many calls (and whenever it waits).
 const CPU_EVERY: u32 = 256;
 /// A socket with at most this many peers writes what it batched for them in stream mode before it
@@ -441,14 +445,24 @@ impl Socket {
                     Step::Empty | Step::Readable => {}
                 }
             }
+            if timeout == Some(Duration::ZERO) {
+                return Err(Error::WouldBlock);
+            }
+            // Peers that wait for us spin only while we run on another CPU.
+            let me = self.waiter.signal.note_cpu();
+            // A peer that keeps up with us is usually a fraction of a microsecond away: a few
+            // looks before any clock is read (on this VM a clock read costs as much as a look).
+            let bound = self.spin_bound(me);
+            if bound.is_some_and(|b| !b.is_zero()) {
+                if let Some(t) = self.looks(recv, QUICK_LOOKS, &mut attempt)? {
+                    return Ok(t);
+                }
+            }
             let deadline = match (timeout, deadline) {
-                (Some(Duration::ZERO), _) => return Err(Error::WouldBlock),
                 (Some(t), None) => Some(*deadline.insert(Instant::now() + t)),
                 (_, d) => d,
             };
-            // Peers that wait for us spin only while we run on another CPU.
-            let me = self.waiter.signal.note_cpu();
-            if let Some(t) = self.spin(me, recv, deadline, &mut attempt)? {
+            if let Some(t) = self.spin(bound, recv, deadline, &mut attempt)? {
                 return Ok(t);
             }
             // A peer in another process (shm) can only reach us through the eventfd.
@@ -584,31 +598,27 @@ impl Socket {
         self.direct = None;
     }
 
-    /// Tries `attempt` for up to the spin bound, and never past the call's own `deadline`, before
-    /// the caller parks: a writer that finds us awake needs no wake-up system call, and we need no
-    /// scheduler wake-up. `me` is our CPU. New pipes are taken in meanwhile, and a receive (`recv`)
-    /// holding its stream's read lease reads the stream, which nobody else does while we spin.
-    fn spin<T>(
+    /// How long a blocking call may spin before it parks, if at all: the context's setting, else
+    /// [`PEER_SPIN`] when every peer is a socket that last ran on another CPU than `me` (a wake-up
+    /// through the kernel costs more than the spin), else not at all.
+    fn spin_bound(&self, me: u32) -> Option<Duration> {
+        match self.ctx.spin() {
+            Some(b) => Some(b),
+            None if self.spin_worthwhile(me) => Some(PEER_SPIN),
+            None => None,
+        }
+    }
+
+    /// Tries `attempt` up to `n` times, [`SPIN_PAUSES`] apart, reading no clock. New pipes are taken
+    /// in meanwhile, and a receive (`recv`) holding its stream's read lease reads the stream, which
+    /// nobody else does while we spin.
+    fn looks<T>(
         &mut self,
-        me: u32,
         recv: bool,
-        deadline: Option<Instant>,
+        n: usize,
         attempt: &mut impl FnMut(&mut Socket) -> Result<Option<T>>,
     ) -> Result<Option<T>> {
-        let bound = match self.ctx.spin() {
-            Some(b) => b,
-            // Peer sockets are worth a short spin when they run on another CPU: a wake-up through
-            // the kernel costs more than the spin.
-            None if self.spin_worthwhile(me) => PEER_SPIN,
-            None => return Ok(None),
-        };
-        // A bound too large to add is "spin until done" (busy polling on a dedicated core), or
-        // until the call's own deadline.
-        let until = match (Instant::now().checked_add(bound), deadline) {
-            (Some(end), Some(d)) => Some(end.min(d)),
-            (end, d) => end.or(d),
-        };
-        while until.is_none_or(|u| Instant::now() < u) {
+        for _ in 0..n {
             for _ in 0..SPIN_PAUSES {
                 std::hint::spin_loop();
             }
@@ -618,6 +628,33 @@ impl Socket {
             }
             if recv && self.direct.is_some() && self.read_direct() == Step::Lost {
                 self.direct = None;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Tries `attempt` for up to the spin bound (`None`: not at all), and never past the call's own
+    /// `deadline`, before the caller parks: a writer that finds us awake needs no wake-up system
+    /// call, and we need no scheduler wake-up. The clock is read once in [`CLOCK_LOOKS`] looks.
+    fn spin<T>(
+        &mut self,
+        bound: Option<Duration>,
+        recv: bool,
+        deadline: Option<Instant>,
+        attempt: &mut impl FnMut(&mut Socket) -> Result<Option<T>>,
+    ) -> Result<Option<T>> {
+        let Some(bound) = bound else {
+            return Ok(None);
+        };
+        // A bound too large to add is "spin until done" (busy polling on a dedicated core), or
+        // until the call's own deadline.
+        let until = match (Instant::now().checked_add(bound), deadline) {
+            (Some(end), Some(d)) => Some(end.min(d)),
+            (end, d) => end.or(d),
+        };
+        while until.is_none_or(|u| Instant::now() < u) {
+            if let Some(t) = self.looks(recv, CLOCK_LOOKS, attempt)? {
+                return Ok(Some(t));
             }
         }
         Ok(None)
