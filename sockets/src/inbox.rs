@@ -69,26 +69,27 @@ impl Inbox {
         self.take(accepts)
     }
 
+    #[inline]
     fn take(&mut self, accepts: impl Fn(&[u8]) -> bool) -> Option<Msg> {
         loop {
-            let msg = match self.items.pop_front()? {
+            match self.items.pop_front()? {
                 Item::Span(start, end) => {
                     self.spans -= 1;
                     let range = start as usize..end as usize;
-                    let msg = self
-                        .chunk
-                        .get(range.clone())
-                        .filter(|body| accepts(body))
-                        .map(|_| Msg::from_shared(&self.chunk, range));
-                    if self.spans == 0 {
-                        self.chunk = Bytes::new();
+                    // The last span lets the buffer go (moved out, not counted again).
+                    let last = (self.spans == 0).then(|| std::mem::take(&mut self.chunk));
+                    let chunk = last.as_ref().unwrap_or(&self.chunk);
+                    if chunk.get(range.clone()).is_some_and(&accepts) {
+                        // Made where the caller gets it: a `Msg` moved after it is made costs
+                        // stalls on the stores that just made it.
+                        return Some(Msg::from_shared(chunk, range));
                     }
-                    msg
                 }
-                Item::Owned(body) => accepts(&body).then(|| Msg::from_body(body)),
-            };
-            if msg.is_some() {
-                return msg;
+                Item::Owned(body) => {
+                    if accepts(&body) {
+                        return Some(Msg::from_body(body));
+                    }
+                }
             }
         }
     }

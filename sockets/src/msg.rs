@@ -94,6 +94,7 @@ impl Msg {
 
     /// `range` of a shared buffer: copied inline if small, else a slice of it (no copy). An empty
     /// frame if `range` is not within `buf`.
+    #[inline]
     pub(crate) fn from_shared(buf: &Bytes, range: std::ops::Range<usize>) -> Msg {
         let window = buf
             .get(range.start..)

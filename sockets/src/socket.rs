@@ -812,6 +812,7 @@ impl Socket {
 
     /// The oldest message of the inbox that the pattern accepts (the others are dropped, as a SUB
     /// drops what it did not subscribe to).
+    #[inline]
     fn pop_inbox(&mut self) -> Option<Msg> {
         let pattern = &self.pattern;
         self.inbox.pop(|body| pattern.accepts(body))
