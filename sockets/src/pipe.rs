@@ -99,6 +99,21 @@ impl Parts {
         }
     }
 
+    /// The first frame (MORE set if others follow), the others appended to `rest`: what a receive
+    /// of one frame returns, and what it keeps for the next ones.
+    #[inline]
+    pub(crate) fn into_first(self, rest: &mut VecDeque<Msg>) -> Msg {
+        match self.into_single() {
+            Ok(msg) => msg,
+            Err(parts) => {
+                let mut frames = parts.into_frames();
+                let first = frames.next().unwrap_or_default();
+                rest.extend(frames);
+                first
+            }
+        }
+    }
+
     /// The frames, with MORE set on every frame but the last.
     pub(crate) fn into_frames(self) -> impl Iterator<Item = Msg> {
         let n = self.len();
@@ -469,7 +484,7 @@ struct Shared {
     last_send: [AtomicU64; 2],
     epoch: Instant,
     /// Side `i`'s writer found direction `i` full and waits for room. Set before the writer's last
-    /// retry and read after each of the reader's pops that takes the last message it knew of, each
+    /// retry and read by the reader once per low-water step of messages taken (`In::pop`), each
     /// after a SeqCst fence (Dekker): either the retry sees the room or the reader sees the flag.
     want_room: [AtomicBool; 2],
 }
@@ -658,7 +673,7 @@ impl PipeEnd {
     /// Whether the peer has taken every message we queued (a local pipe; `false` otherwise).
     pub(crate) fn all_taken(&self) -> bool {
         match &self.way {
-            Way::Local(l) => l.out().is_empty(),
+            Way::Local(l) => l.out.is_empty(),
             Way::Shm(_) => false,
         }
     }
@@ -678,15 +693,7 @@ impl PipeEnd {
     #[inline]
     pub(crate) fn try_recv_frame(&self, rest: &mut VecDeque<Msg>) -> Option<Msg> {
         match &self.way {
-            Way::Local(l) => l.try_recv().map(|parts| match parts.into_single() {
-                Ok(msg) => msg,
-                Err(parts) => {
-                    let mut frames = parts.into_frames();
-                    let first = frames.next().unwrap_or_default();
-                    rest.extend(frames);
-                    first
-                }
-            }),
+            Way::Local(l) => l.try_recv().map(|parts| parts.into_first(rest)),
             Way::Shm(s) => s.try_recv_frame(rest),
         }
     }
@@ -776,14 +783,6 @@ impl Local {
         }
     }
 
-    fn out(&self) -> &Out {
-        &self.out
-    }
-
-    fn inq(&self) -> &In {
-        &self.inq
-    }
-
     /// Offers the peer its stream's gate (`None`: withdraws it): for direct reads, and for direct
     /// sends if `writes`.
     fn offer_gate(&self, gate: Option<Arc<zring_engine::Gate>>, writes: bool) {
@@ -833,7 +832,7 @@ impl Local {
         small_direct: bool,
     ) -> bool {
         // Behind queued messages, a message must queue too.
-        if !self.shared.has_gate[self.side].load(Ordering::Acquire) || !self.out().is_empty() {
+        if !self.shared.has_gate[self.side].load(Ordering::Acquire) || !self.out.is_empty() {
             return false;
         }
         let cached = self.write_gate();
@@ -847,7 +846,7 @@ impl Local {
             let large = frames.iter().map(|f| f.len()).sum::<usize>() >= DIRECT_LARGE;
             large || (small_direct && now.saturating_sub(last) >= DIRECT_GAP_NS)
         };
-        match gate.try_write(frames, owned, || self.out().is_empty(), isolated) {
+        match gate.try_write(frames, owned, || self.out.is_empty(), isolated) {
             zring_engine::Direct::Written | zring_engine::Direct::Batched => true,
             zring_engine::Direct::Partial => {
                 // The I/O thread writes the rest.
@@ -876,7 +875,7 @@ impl Local {
     /// Queues a one-frame message of `body`, made in its place in the queue; `false` if the queue
     /// is full.
     fn push_body(&self, body: &[u8]) -> bool {
-        if !self.out().push_with(|| Parts::one(Msg::from(body))) {
+        if !self.out.push_with(|| Parts::one(Msg::from(body))) {
             return false;
         }
         self.notify_peer();
@@ -888,7 +887,7 @@ impl Local {
         if gate && self.try_direct(&msg, small_direct) {
             return Ok(());
         }
-        let msg = match self.out().push(msg) {
+        let msg = match self.out.push(msg) {
             Ok(()) => {
                 self.notify_peer();
                 return Ok(());
@@ -898,22 +897,22 @@ impl Local {
         self.shared.want_room[self.side].store(true, Ordering::Relaxed);
         // SYNC POINT: pairs with the fence in `try_recv` (see `Shared::want_room`).
         fence(Ordering::SeqCst);
-        self.out().push(msg)?;
+        self.out.push(msg)?;
         self.notify_peer();
         Ok(())
     }
 
     /// Whether a message can be queued now.
     fn writable(&self) -> bool {
-        !self.out().is_full() && !self.peer_closed()
+        !self.out.is_full() && !self.peer_closed()
     }
 
     /// Takes the next message from the peer, waking the peer if it waits for room.
     #[inline]
     fn try_recv(&self) -> Option<Parts> {
-        let (msg, look) = self.inq().pop()?;
+        let (msg, look) = self.inq.pop()?;
         // A writer waiting for room is woken once we have taken some messages (the low-water mark,
-        // see `Queue::pop`): a writer that found the queue full left a full queue to take, so we
+        // see `In::pop`): a writer that found the queue full left a full queue to take, so we
         // get there after it waits, and the fence is paid once per batch rather than per message.
         if look {
             // SYNC POINT: pairs with the fence in `send_via` (see `Shared::want_room`).
@@ -928,7 +927,7 @@ impl Local {
 
     /// Whether a message from the peer is waiting.
     fn readable(&self) -> bool {
-        !self.inq().is_empty()
+        !self.inq.is_empty()
     }
 
     /// Whether the peer closed its end (it sends nothing more).

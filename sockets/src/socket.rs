@@ -786,16 +786,9 @@ impl Socket {
         if let Some(m) = self.recv_plain() {
             return Ok(m);
         }
-        let parts = self.next_message(timeout)?;
         // The first frame goes to the caller at once; only the frames after it wait here.
-        let parts = match parts.into_single() {
-            Ok(msg) => return Ok(msg),
-            Err(parts) => parts,
-        };
-        let mut frames = parts.into_frames();
-        let first = frames.next().ok_or(Error::WouldBlock)?;
-        self.receiving.extend(frames);
-        Ok(first)
+        let parts = self.next_message(timeout)?;
+        Ok(parts.into_first(&mut self.receiving))
     }
 
     /// The short way in: the next frame of the one peer of a socket that only fair-queues what it
