@@ -227,14 +227,11 @@ impl<T> std::fmt::Debug for Writer<T> {
 impl<T> Writer<T> {
     /// Appends `value`, or gives it back if the queue holds `cap` values.
     pub fn push(&self, value: T) -> Result<(), T> {
-        let mut value = Some(value);
-        if self.push_with(|| value.take()) {
-            return Ok(());
+        if !self.has_room() {
+            return Err(value);
         }
-        match value {
-            Some(value) => Err(value),
-            None => unreachable!("a full queue leaves the value alone"),
-        }
+        self.put(value);
+        Ok(())
     }
 
     /// Appends the value `make` makes, made straight in its slot, if the queue holds fewer than
@@ -242,17 +239,33 @@ impl<T> Writer<T> {
     /// appends nothing.
     #[inline]
     pub fn push_with(&self, make: impl FnOnce() -> Option<T>) -> bool {
+        if !self.has_room() {
+            return false;
+        }
+        if let Some(value) = make() {
+            self.put(value);
+        }
+        true
+    }
+
+    /// Whether the queue holds fewer than `cap` values (the reader's count read again only when
+    /// our copy says full).
+    #[inline]
+    fn has_room(&self) -> bool {
         let core = &*self.core;
         let pos = self.pos.get();
-        if pos - self.seen.get() >= core.cap {
-            self.seen.set(core.head.0.load(Ordering::Acquire));
-            if pos - self.seen.get() >= core.cap {
-                return false;
-            }
-        }
-        let Some(value) = make() else {
+        if pos - self.seen.get() < core.cap {
             return true;
-        };
+        }
+        self.seen.set(core.head.0.load(Ordering::Acquire));
+        pos - self.seen.get() < core.cap
+    }
+
+    /// Writes `value` in the next slot and publishes it; the caller checked `has_room`.
+    #[inline]
+    fn put(&self, value: T) {
+        let core = &*self.core;
+        let pos = self.pos.get();
         let i = index(pos);
         if i == 0 {
             self.link();
@@ -268,7 +281,6 @@ impl<T> Writer<T> {
         self.pos.set(pos + 1);
         slot.full.store(pos + 1, Ordering::Release);
         core.tail.0.store(pos + 1, Ordering::Release);
-        true
     }
 
     /// Our chunk is full (or there is none yet): links a fresh one after it.
