@@ -9,17 +9,25 @@
 //! | slots | `slots * 64` | producer |
 //! | slab | `chunks * chunk_size` | producer |
 //!
-//! A message is a run of records, one per frame, in consecutive slots; each record starts with 8 bytes
-//! (length `u32`, flags `u16`: MORE, SLAB, PAD; slot count `u16`). A frame of up to
+//! A message is a run of records, one per frame, in consecutive slots; each record starts with an
+//! 8-byte header word (length in the low 32 bits, then flags `u16`: MORE, SLAB, PAD, then the slot
+//! count `u16`), never 0. A frame of up to
 //! [`Config::inline_max`] bytes (an eighth of the ring, 1016 B to 8 KiB) is copied into the slots
 //! after its header; a larger one is copied once into a
 //! run of slab chunks and its record names the run, so the consumer's [`Bytes`] reads the slab in
 //! place and gives the run back (through the return ring) when the last clone is dropped. A record
 //! never wraps: a PAD record fills the end of the slots first.
 //!
-//! Publication: the producer writes a whole message, then stores `tail` (release), so a consumer never
-//! sees part of a message, and a producer that dies mid-write leaves nothing visible. The consumer
-//! stores `head` (release) in batches: when it has consumed a quarter of the ring, and before it waits.
+//! Publication: the producer writes a whole message, the header of its first record last (release),
+//! so a consumer never sees part of a message, and a producer that dies mid-write leaves nothing
+//! visible. The consumer looks for the next message at the slot it reads next, whose header word is 0
+//! until one is written there: it takes each message's lines from the producer with the message, and
+//! never reads a shared count that the producer writes again at once (a count the consumer read
+//! after every message cost one more line moved between the cores per message: 14 M msgs/s of 64 B
+//! before, see `docs/PERFORMANCE.md`). Having read a message, the consumer sets the header word of
+//! each slot it took back to 0, so that a slot read in the next lap holds 0 or a new header, never
+//! the bytes of an older message. It stores `head` (release) in batches: when it has consumed a
+//! quarter of the ring, and before it waits; the producer reads `head` only when its copy says full.
 //!
 //! Waiting: a side with nothing to do spins for a bounded time, then sets its futex word, issues a
 //! SeqCst fence, looks again, and sleeps on the word. A side that publishes issues a SeqCst fence and
@@ -52,7 +60,7 @@ const CONTROL: usize = 512;
 #[cfg_attr(loom, allow(dead_code, reason = "shared regions are not modelled"))]
 const MAGIC: u32 = 0x5A52_4E47;
 #[cfg_attr(loom, allow(dead_code, reason = "shared regions are not modelled"))]
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 const MORE: u16 = 1;
 const SLAB: u16 = 2;
@@ -133,8 +141,6 @@ struct Line<T>(T);
 struct Control {
     /// Magic, version, slots, chunks, chunk size.
     header: Line<[AtomicU32; 5]>,
-    /// Slots published by the producer (a running count).
-    tail: Line<AtomicU64>,
     /// Slots released by the consumer (a running count).
     head: Line<AtomicU64>,
     /// Set by a consumer about to sleep.
@@ -164,6 +170,9 @@ struct Shared {
     ctl: Box<Control>,
     #[cfg(loom)]
     ret: Box<[AtomicU64]>,
+    /// The slots' header words, kept apart from the slots' bytes under loom.
+    #[cfg(loom)]
+    heads: Box<[AtomicU64]>,
     slots: *mut u8,
     slab: *mut u8,
     cfg: Config,
@@ -210,7 +219,6 @@ impl Shared {
             let zero32 = || AtomicU32::new(0);
             let ctl = Box::new(Control {
                 header: Line([zero32(), zero32(), zero32(), zero32(), zero32()]),
-                tail: Line(AtomicU64::new(0)),
                 head: Line(AtomicU64::new(0)),
                 reader_wait: Line(zero32()),
                 writer_wait: Line(zero32()),
@@ -221,10 +229,14 @@ impl Shared {
             let ret: Box<[AtomicU64]> = (0..cfg.chunks).map(|_| AtomicU64::new(0)).collect();
             (ctl, ret)
         };
+        #[cfg(loom)]
+        let heads: Box<[AtomicU64]> = (0..cfg.slots).map(|_| AtomicU64::new(0)).collect();
         Ok(Shared {
             _region: region,
             ctl,
             ret,
+            #[cfg(loom)]
+            heads,
             slots,
             slab,
             cfg,
@@ -269,6 +281,20 @@ impl Shared {
         let idx = slot_index(pos, self.cap()) as usize;
         // SAFETY: `idx < slots`, so the slot lies inside the slots part of the region.
         unsafe { self.slots.add(idx * SLOT) }
+    }
+
+    /// The header word of the slot at `pos`: the first 8 bytes of a record starting there, 0 while
+    /// none is written there in this lap. Accessed atomically only; the bytes of a record of several
+    /// slots overlay the header words of its later slots, written and read in turns the ring's
+    /// release and acquire order (header, `head`).
+    fn header(&self, pos: u64) -> &AtomicU64 {
+        #[cfg(not(loom))]
+        // SAFETY: the slot lies inside the slots part (see `slot`), 64-byte aligned, so its first 8
+        // bytes are an aligned `u64` inside the region, which outlives `self`; every other access to
+        // those bytes is ordered with this one by the protocol (see above).
+        return unsafe { AtomicU64::from_ptr(self.slot(pos).cast()) };
+        #[cfg(loom)]
+        return &self.heads[slot_index(pos, self.cap()) as usize];
     }
 
     fn chunk(&self, start: u32) -> *mut u8 {
@@ -433,7 +459,7 @@ fn attach(region: &std::sync::Arc<Region>, offset: usize, cfg: Config) -> Result
 /// The writing end of a ring. Single producer: one thread at a time.
 pub struct Producer {
     shared: Arc<Shared>,
-    /// Where the next record goes (a running slot count); published as `tail`.
+    /// Where the next record goes (a running slot count).
     tail: u64,
     /// The consumer's `head` as last read and checked.
     head: u64,
@@ -471,6 +497,11 @@ fn place(pos: u64, n: u64, cap: u64) -> u64 {
     } else {
         pos
     }
+}
+
+/// A record's header word: never 0, since a record takes at least one slot.
+fn header_word(len: u32, flags: u16, n: u16) -> u64 {
+    u64::from(len) | u64::from(flags) << 32 | u64::from(n) << 48
 }
 
 /// How one frame is carried.
@@ -556,12 +587,19 @@ impl Producer {
         }
         let mut runs = runs.into_iter();
         let mut pos = self.tail;
+        // The first record's header, written last (see `publish`).
+        let mut first = None;
         let last = frames.len() - 1;
         for (i, f) in frames.iter().enumerate() {
             let more = if i < last { MORE } else { 0 };
             let (c, n) = self.carry(f.len())?;
-            pos = self.pad(pos, n);
-            match c {
+            let at = place(pos, n, cap);
+            if at != pos {
+                let word = self.write_record(pos, 0, PAD, (at - pos) as u16, &[]);
+                self.put_header(pos, word, &mut first);
+                pos = at;
+            }
+            let word = match c {
                 Carry::Inline => self.write_record(pos, f.len() as u32, more, n as u16, f),
                 Carry::Slab { .. } => {
                     let (start, count) = runs.next().unwrap_or_default();
@@ -577,13 +615,24 @@ impl Producer {
                     let mut body = [0u8; 8];
                     body[..4].copy_from_slice(&start.to_le_bytes());
                     body[4..].copy_from_slice(&count.to_le_bytes());
-                    self.write_record(pos, f.len() as u32, more | SLAB, 1, &body);
+                    self.write_record(pos, f.len() as u32, more | SLAB, 1, &body)
                 }
-            }
+            };
+            self.put_header(pos, word, &mut first);
             pos += n;
         }
-        self.publish(pos);
+        self.publish(first.unwrap_or_default(), pos);
         Ok(())
+    }
+
+    /// Stores the header `word` of the record at `pos`, or keeps it in `first` if the record is the
+    /// message's first (published last).
+    fn put_header(&self, pos: u64, word: u64, first: &mut Option<u64>) {
+        if pos == self.tail {
+            *first = Some(word);
+        } else {
+            self.shared.header(pos).store(word, Ordering::Relaxed);
+        }
     }
 
     /// How a frame of `len` bytes goes, and how many slots its record takes.
@@ -600,11 +649,14 @@ impl Producer {
         }
     }
 
-    /// Publishes `tail` and wakes a consumer that sleeps.
-    fn publish(&mut self, pos: u64) {
-        self.tail = pos;
+    /// Publishes the message from `tail` to `end` by storing the header word `first` of its first
+    /// record, and wakes a consumer that sleeps.
+    fn publish(&mut self, first: u64, end: u64) {
+        self.shared
+            .header(self.tail)
+            .store(first, Ordering::Release);
+        self.tail = end;
         let c = self.shared.ctl();
-        c.tail.0.store(pos, Ordering::Release);
         self.shared.wake_if_waiting(&c.reader_wait.0);
         // Where we run, for a reader deciding whether to spin: looked at every few sends (threads
         // seldom move), written only when it changed.
@@ -651,29 +703,17 @@ impl Producer {
         }
     }
 
-    /// Fills the slots from `pos` to the end of the ring with a PAD record if a record of `n` slots
-    /// would not fit before it; returns where the record goes.
-    fn pad(&self, pos: u64, n: u64) -> u64 {
-        let at = place(pos, n, self.shared.cap());
-        if at != pos {
-            self.write_record(pos, 0, PAD, (at - pos) as u16, &[]);
-        }
-        at
-    }
-
-    fn write_record(&self, pos: u64, len: u32, flags: u16, n: u16, body: &[u8]) {
-        let mut header = [0u8; RECORD_HEADER];
-        header[..4].copy_from_slice(&len.to_le_bytes());
-        header[4..6].copy_from_slice(&flags.to_le_bytes());
-        header[6..].copy_from_slice(&n.to_le_bytes());
+    /// Writes the body of a record of `n` slots at `pos` and returns its header word (for the
+    /// caller to store, see [`Producer::put_header`]).
+    fn write_record(&self, pos: u64, len: u32, flags: u16, n: u16, body: &[u8]) -> u64 {
         let at = self.shared.slot(pos);
         // SAFETY: the record's `n` slots from `pos` are inside the slots part (the caller placed it
         // so that it does not wrap) and free (before `head + cap`); `body` fits in them
         // (RECORD_HEADER + len <= n * SLOT by construction).
         unsafe {
-            std::ptr::copy_nonoverlapping(header.as_ptr(), at, RECORD_HEADER);
             std::ptr::copy_nonoverlapping(body.as_ptr(), at.add(RECORD_HEADER), body.len());
         }
+        header_word(len, flags, n)
     }
 
     /// Reads and checks the consumer's `head`.
@@ -802,8 +842,6 @@ pub struct Consumer {
     head: u64,
     /// The last `head` published.
     published: u64,
-    /// The producer's `tail` as last read and checked.
-    tail: u64,
     returns: Arc<Returns>,
 }
 
@@ -811,7 +849,7 @@ impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Consumer")
             .field("head", &self.head)
-            .field("tail", &self.tail)
+            .field("published", &self.published)
             .finish_non_exhaustive()
     }
 }
@@ -826,7 +864,6 @@ impl Consumer {
             shared,
             head: 0,
             published: 0,
-            tail: 0,
             returns,
         }
     }
@@ -858,9 +895,9 @@ impl Consumer {
     /// allocating: small frames are borrowed from the slots. `Ok(false)` if no message is there. On
     /// [`Error::Corrupt`], frames already handed over belong to a broken message: discard them.
     pub fn try_recv_with(&mut self, mut each: impl FnMut(Frame<'_>, bool)) -> Result<bool, Error> {
-        if self.head == self.tail && !self.read_tail()? {
+        if !self.has_message() {
             self.publish();
-            if self.shared.closed() & PRODUCER_CLOSED != 0 && !self.read_tail()? {
+            if self.shared.closed() & PRODUCER_CLOSED != 0 && !self.has_message() {
                 return Err(Error::Closed);
             }
             return Ok(false);
@@ -869,20 +906,18 @@ impl Consumer {
         let cap = self.shared.cap();
         let mut pos = self.head;
         loop {
-            if pos >= self.tail {
-                return Err(Error::Corrupt(
-                    "message ends past the published tail".into(),
-                ));
+            // Read once, then checked: a hostile peer may change it at any time. The first record's
+            // header was published last (acquire); the others were written before it.
+            let word = self.shared.header(pos).load(Ordering::Acquire);
+            if word == 0 {
+                return Err(Error::Corrupt(format!("message cut short at {pos}")));
             }
+            let len = word as u32 as usize;
+            let flags = (word >> 32) as u16;
+            let n = word >> 48;
             let at = self.shared.slot(pos);
-            // SAFETY: `at` is a slot inside the slots part; 8 bytes fit in a slot. The bytes may be
-            // changed by a hostile peer at any time: they are copied once and then checked.
-            let header: [u8; RECORD_HEADER] = unsafe { std::ptr::read_volatile(at.cast()) };
-            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-            let flags = u16::from_le_bytes([header[4], header[5]]);
-            let n = u64::from(u16::from_le_bytes([header[6], header[7]]));
             let idx = slot_index(pos, cap);
-            if n == 0 || idx + n > cap || pos + n > self.tail {
+            if n == 0 || idx + n > cap || pos + n - self.head > cap {
                 return Err(Error::Corrupt(format!("record of {n} slots at {pos}")));
             }
             pos += n;
@@ -929,6 +964,10 @@ impl Consumer {
                 break;
             }
         }
+        // The slots taken read 0 in the next lap until a record is written there.
+        for p in self.head..pos {
+            self.shared.header(p).store(0, Ordering::Relaxed);
+        }
         self.head = pos;
         if self.head - self.published >= cap / 4 {
             self.publish();
@@ -962,13 +1001,13 @@ impl Consumer {
             &shared.ctl().reader_wait.0,
             (&cpus[1], &cpus[0]),
             deadline,
-            || shared.ctl().tail.0.load(Ordering::Acquire) != head || shared.closed() != 0,
+            || shared.header(head).load(Ordering::Acquire) != 0 || shared.closed() != 0,
         )
     }
 
     /// Whether a message is there (not counting the close): a cheap look, for pollers.
     pub fn has_message(&self) -> bool {
-        self.head != self.tail || self.shared.ctl().tail.0.load(Ordering::Acquire) != self.head
+        self.shared.header(self.head).load(Ordering::Acquire) != 0
     }
 
     /// Whether spinning for the next message can pay: the producer last ran on another CPU than
@@ -1008,23 +1047,7 @@ impl Consumer {
 
     /// Whether a message may be there (a cheap look, for pollers).
     pub fn readable(&self) -> bool {
-        self.head != self.tail
-            || self.shared.ctl().tail.0.load(Ordering::Acquire) != self.head
-            || self.shared.closed() & PRODUCER_CLOSED != 0
-    }
-
-    /// Reads and checks the producer's `tail`; says whether there is something past `head`.
-    fn read_tail(&mut self) -> Result<bool, Error> {
-        let tail = self.shared.ctl().tail.0.load(Ordering::Acquire);
-        if tail < self.tail || tail - self.head > self.shared.cap() {
-            return Err(Error::Corrupt(format!(
-                "tail {tail} outside {}..={}",
-                self.tail,
-                self.head + self.shared.cap()
-            )));
-        }
-        self.tail = tail;
-        Ok(tail != self.head)
+        self.has_message() || self.shared.closed() & PRODUCER_CLOSED != 0
     }
 
     /// Publishes `head`, waking a producer that waits for room.
@@ -1453,7 +1476,6 @@ mod properties {
         #[test]
         fn garbage_in_shared_memory_is_an_error_not_a_crash(
             garbage in proptest::collection::vec(any::<u8>(), 0..(64 * 64)),
-            tail in any::<u64>(),
             head in any::<u64>(),
             returns in any::<u64>(),
             ret_entry in any::<u64>(),
@@ -1467,7 +1489,6 @@ mod properties {
                 std::ptr::copy_nonoverlapping(garbage.as_ptr(), shared.slots, garbage.len());
             }
             let ctl = shared.ctl();
-            ctl.tail.0.store(tail % 512, Ordering::Release);
             for _ in 0..4 {
                 match c.try_recv() {
                     Ok(Some(frames)) => {

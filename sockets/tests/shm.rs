@@ -218,7 +218,8 @@ fn a_corrupt_ring_header_or_ring_is_refused_and_others_keep_working() {
         "{failed:?}"
     );
 
-    // 2. A peer that connects properly, sends, then writes garbage over its ring's published tail.
+    // 2. A peer that connects properly, sends, then writes a garbage record where its next message
+    // goes.
     let (region, memfd) = zring_shm::Region::shared(total).unwrap();
     let region = std::sync::Arc::new(region);
     let cfg = zring_shm::Config {
@@ -235,11 +236,13 @@ fn a_corrupt_ring_header_or_ring_is_refused_and_others_keep_working() {
     assert_eq!(fds.len(), 1, "with the binder's eventfd");
     tx.try_send(&[b"before the garbage"]).unwrap();
     assert_eq!(pull.recv_string().unwrap(), "before the garbage");
-    // The control block's second cache line is the ring's `tail`: far past anything written.
+    // The slots follow the control block (512 bytes) and the return ring (8 bytes per chunk); the
+    // first message took slot 0, so slot 1 is read next: a record of 65535 slots, past the ring's end.
     // SAFETY: the map covers the memfd, which is sealed against shrinking; the other side treats
     // its contents as untrusted, which is what this test checks.
     let mut map = unsafe { memmap2::MmapMut::map_mut(&std::fs::File::from(memfd)).unwrap() };
-    map[64..72].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    let next = 512 + 256 * 8 + 64;
+    map[next..next + 8].copy_from_slice(&(0xFFFFu64 << 48 | 1).to_le_bytes());
     map.flush().unwrap();
     let mut binder_wake = std::fs::File::from(fds.into_iter().next().unwrap());
     binder_wake.write_all(&1u64.to_ne_bytes()).unwrap();
@@ -247,7 +250,7 @@ fn a_corrupt_ring_header_or_ring_is_refused_and_others_keep_working() {
     assert!(pull.recv().is_err(), "nothing comes out of a broken ring");
     let broken = next_event(&monitor, |e| matches!(e, MonitorEvent::Disconnected { .. }));
     assert!(
-        matches!(&broken, MonitorEvent::Disconnected { reason: DisconnectReason::SharedMemory(why), .. } if why.contains("tail")),
+        matches!(&broken, MonitorEvent::Disconnected { reason: DisconnectReason::SharedMemory(why), .. } if why.contains("record of 65535 slots")),
         "{broken:?}"
     );
     // The broken connection's socket is hung up on.
