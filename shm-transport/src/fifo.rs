@@ -9,8 +9,13 @@
 //! writer would otherwise read the count's cache line after every value, taking it from the writer
 //! just before the writer writes it again, while the slot's line comes to the reader anyway, with
 //! the value. The two running counts (`tail`: values written, `head`: values taken) are still
-//! published, for the bound and for snapshots ([`Writer::len`]); the writer reads `head` only when
-//! its copy says the queue is full.
+//! published, for the bound and for snapshots ([`Writer::len`]), but neither is read on the way of a
+//! value: the writer reads `head` only when its copy says the queue is full, and the reader publishes
+//! `head` once per step of values taken ([`Reader::pop_stepped`]: half the bound, a power of two, at
+//! most [`STEP_MAX`]) and when it finds the queue empty, so that a writer held at the bound takes the
+//! line of `head` once per step, not once per value (which moved a line between the cores per value,
+//! both ways: 16 M msgs/s of 64 B over inproc before, see `docs/PERFORMANCE.md`). The reader's own
+//! look for a next value is at the slot.
 //!
 //! Unlike the ring, values are moved, not copied into bytes (a large message body stays a reference),
 //! and the slots are chunks of [`CHUNK`] values linked in order, made as values arrive: an idle queue
@@ -23,6 +28,9 @@ use std::mem::MaybeUninit;
 use std::ptr::null_mut;
 
 use crate::sync::{Arc, AtomicPtr, AtomicU64, Ordering, UnsafeCell};
+
+/// The most values the reader takes between two publications of `head`.
+pub const STEP_MAX: u64 = 32;
 
 /// Values per chunk.
 #[cfg(not(loom))]
@@ -77,6 +85,8 @@ struct Core<T> {
     stopped: AtomicPtr<Chunk<T>>,
     stopped_at: AtomicU64,
     cap: u64,
+    /// The reader publishes `head` when it is a multiple of this (a power of two).
+    step: u64,
 }
 
 // SAFETY: values move from the writer's thread to the reader's, hence `T: Send`; the chunks are
@@ -90,15 +100,10 @@ impl<T> Core<T> {
     /// What an end's `Debug` shows.
     fn describe(&self, end: &str, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct(end)
-            .field("len", &self.len())
+            .field("tail", &self.tail.0.load(Ordering::Relaxed))
+            .field("head", &self.head.0.load(Ordering::Relaxed))
             .field("cap", &self.cap)
             .finish_non_exhaustive()
-    }
-
-    fn len(&self) -> u64 {
-        let head = self.head.0.load(Ordering::Acquire);
-        let tail = self.tail.0.load(Ordering::Acquire);
-        tail.saturating_sub(head)
     }
 
     /// Hands an emptied chunk to the writer, or frees it if the writer has one spare already.
@@ -186,6 +191,7 @@ pub fn fifo<T>(cap: u64) -> (Writer<T>, Reader<T>) {
         stopped: AtomicPtr::new(null_mut()),
         stopped_at: AtomicU64::new(0),
         cap: cap.max(1),
+        step: step(cap),
     });
     (
         Writer {
@@ -198,8 +204,16 @@ pub fn fifo<T>(cap: u64) -> (Writer<T>, Reader<T>) {
             core,
             chunk: Cell::new(null_mut()),
             pos: Cell::new(0),
+            published: Cell::new(0),
         },
     )
+}
+
+/// The reader's step for a bound of `cap`: half of it, at least 1 and at most [`STEP_MAX`], rounded
+/// down to a power of two (so that a multiple of it needs no division to find).
+fn step(cap: u64) -> u64 {
+    let step = (cap / 2).clamp(1, STEP_MAX);
+    1 << step.ilog2()
 }
 
 /// The writing end of a queue made by [`fifo`].
@@ -302,19 +316,21 @@ impl<T> Writer<T> {
         self.chunk.set(fresh);
     }
 
-    /// Values in the queue (a snapshot).
+    /// Values written and not yet reported taken: a snapshot, in which the reader reports what it
+    /// took once per step and when it finds the queue empty.
     pub fn len(&self) -> usize {
-        usize::try_from(self.core.len()).unwrap_or(usize::MAX)
+        usize::try_from(self.pos.get() - self.core.head.0.load(Ordering::Acquire))
+            .unwrap_or(usize::MAX)
     }
 
-    /// Whether the queue is empty (a snapshot).
+    /// Whether the reader has reported every value taken (see [`Writer::len`]).
     pub fn is_empty(&self) -> bool {
-        self.core.len() == 0
+        self.len() == 0
     }
 
-    /// Whether the queue holds `cap` values (a snapshot).
+    /// Whether [`Writer::len`] is at the bound: a push would be refused now.
     pub fn is_full(&self) -> bool {
-        self.core.len() >= self.core.cap
+        !self.has_room()
     }
 }
 
@@ -325,6 +341,8 @@ pub struct Reader<T> {
     chunk: Cell<*mut Chunk<T>>,
     /// Values taken.
     pos: Cell<u64>,
+    /// `head` as last published.
+    published: Cell<u64>,
 }
 
 // SAFETY: as for `Writer`: the end's state is used by the thread that holds it.
@@ -339,15 +357,19 @@ impl<T> std::fmt::Debug for Reader<T> {
 impl<T> Reader<T> {
     /// Takes the oldest value, if any.
     pub fn pop(&self) -> Option<T> {
-        self.pop_counted().map(|(v, _)| v)
+        self.pop_stepped().map(|(v, _)| v)
     }
 
-    /// Takes the oldest value, if any, with the count of values taken so far (this one included).
+    /// Takes the oldest value, if any, and says whether this take ended a step (`head` was
+    /// published with it): the moment to look for a writer waiting for room.
     #[inline]
-    pub fn pop_counted(&self) -> Option<(T, u64)> {
+    pub fn pop_stepped(&self) -> Option<(T, bool)> {
         let core = &*self.core;
         let pos = self.pos.get();
-        let (chunk, slot) = core.peek(self.chunk.get(), pos)?;
+        let Some((chunk, slot)) = core.peek(self.chunk.get(), pos) else {
+            self.publish(pos);
+            return None;
+        };
         if chunk != self.chunk.get() {
             let done = self.chunk.replace(chunk);
             if !done.is_null() {
@@ -358,18 +380,37 @@ impl<T> Reader<T> {
         // taken once (our position moves past it, and we are the one reader).
         let value = slot.value.with_mut(|s| unsafe { (*s).assume_init_read() });
         self.pos.set(pos + 1);
-        core.head.0.store(pos + 1, Ordering::Release);
-        Some((value, pos + 1))
+        let stepped = (pos + 1) & (core.step - 1) == 0;
+        if stepped {
+            self.publish(pos + 1);
+        }
+        Some((value, stepped))
+    }
+
+    /// Publishes `head` (the values taken, `pos`) unless it is published already.
+    #[inline]
+    fn publish(&self, pos: u64) {
+        if self.published.get() != pos {
+            self.published.set(pos);
+            self.core.head.0.store(pos, Ordering::Release);
+        }
     }
 
     /// Values in the queue (a snapshot).
     pub fn len(&self) -> usize {
-        usize::try_from(self.core.len()).unwrap_or(usize::MAX)
+        let tail = self.core.tail.0.load(Ordering::Acquire);
+        usize::try_from(tail.saturating_sub(self.pos.get())).unwrap_or(usize::MAX)
     }
 
-    /// Whether the queue is empty (a snapshot).
+    /// Whether the queue is empty: no value is there at the reader's position (then what was taken
+    /// is reported to the writer, as by a [`Reader::pop`] that finds nothing).
     pub fn is_empty(&self) -> bool {
-        self.core.len() == 0
+        let pos = self.pos.get();
+        let empty = self.core.peek(self.chunk.get(), pos).is_none();
+        if empty {
+            self.publish(pos);
+        }
+        empty
     }
 }
 
@@ -430,6 +471,40 @@ mod tests {
     }
 
     #[test]
+    fn the_reader_reports_what_it_took_once_per_step_and_when_it_finds_nothing() {
+        let (tx, rx) = fifo(8);
+        assert_eq!(step(8), 4);
+        for i in 0..8 {
+            tx.push(i).unwrap();
+        }
+        assert!(tx.is_full());
+        for i in 0..3 {
+            assert_eq!(rx.pop_stepped(), Some((i, false)));
+        }
+        assert!(tx.is_full(), "three taken, not yet reported");
+        assert_eq!(tx.push(8), Err(8));
+        assert_eq!(rx.pop_stepped(), Some((3, true)));
+        assert_eq!(tx.len(), 4, "a step taken and reported");
+        for i in 8..11 {
+            tx.push(i).unwrap();
+        }
+        assert_eq!(tx.len(), 7);
+        for i in 4..11 {
+            assert_eq!(rx.pop(), Some(i));
+        }
+        assert!(!tx.is_empty(), "the last take did not end a step");
+        assert!(rx.is_empty());
+        assert!(
+            tx.is_empty(),
+            "a reader that finds nothing reports everything taken"
+        );
+        assert_eq!(
+            (step(1), step(2), step(100), step(u64::MAX)),
+            (1, 1, 32, STEP_MAX)
+        );
+    }
+
+    #[test]
     fn a_value_made_in_place_is_made_only_when_there_is_room() {
         let (tx, rx) = fifo(1);
         let mut made = 0;
@@ -443,7 +518,7 @@ mod tests {
         }));
         assert_eq!(made, 1);
         assert!(!tx.push_with(|| None));
-        assert_eq!(rx.pop_counted(), Some((1, 1)));
+        assert_eq!(rx.pop_stepped(), Some((1, true)));
         assert!(tx.push_with(|| None));
         assert_eq!(rx.pop(), None);
     }

@@ -356,9 +356,6 @@ impl Waiter {
     }
 }
 
-/// A reader looks for a writer waiting for room at least once in this many messages taken.
-const ROOM_EVERY: u64 = 32;
-
 /// How much one direction of a pipe holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Bound {
@@ -382,8 +379,8 @@ enum Out {
 
 /// The reading end of one direction of a pipe.
 enum In {
-    /// With a mask of the low-water step (see [`In::pop`]).
-    Fifo(Reader<Parts>, u64),
+    /// Taken in steps (see [`In::pop`]).
+    Fifo(Reader<Parts>),
     Conflated(Arc<ArrayQueue<Parts>>),
 }
 
@@ -391,10 +388,7 @@ enum In {
 fn queue(bound: Bound) -> (Out, In) {
     let fifo = |cap: u64| {
         let (tx, rx) = zring_shm::fifo(cap);
-        let step = (cap / 2).clamp(1, ROOM_EVERY);
-        // A power of two, so that the reader needs no division to know when to look.
-        let step = 1 << step.ilog2();
-        (Out::Fifo(tx), In::Fifo(rx, step - 1))
+        (Out::Fifo(tx), In::Fifo(rx))
     };
     match bound {
         Bound::Messages(c) => fifo(c as u64),
@@ -448,19 +442,20 @@ impl Out {
 
 impl In {
     /// The oldest message, and whether the reader should now look for a writer waiting for room:
-    /// about once every half of the bound (the power of two at or below it), and at least once
-    /// every [`ROOM_EVERY`] messages, as libzmq's low-water mark.
+    /// once per step of the queue (about half the bound, a power of two, at most
+    /// [`zring_shm::fifo::STEP_MAX`] messages, as libzmq's low-water mark), when the queue tells
+    /// the writer what was taken.
     #[inline]
     fn pop(&self) -> Option<(Parts, bool)> {
         match self {
-            In::Fifo(q, mask) => q.pop_counted().map(|(m, n)| (m, n & mask == 0)),
+            In::Fifo(q) => q.pop_stepped(),
             In::Conflated(q) => q.pop().map(|m| (m, true)),
         }
     }
 
     fn is_empty(&self) -> bool {
         match self {
-            In::Fifo(q, _) => q.is_empty(),
+            In::Fifo(q) => q.is_empty(),
             In::Conflated(q) => q.is_empty(),
         }
     }
