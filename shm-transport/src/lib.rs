@@ -13,18 +13,19 @@
 //! assert_eq!(&frames[1][..], b"payload");
 //! ```
 
-pub mod fifo;
 #[cfg(not(loom))]
 pub mod link;
 pub mod region;
 pub mod ring;
 mod sync;
 
-pub use fifo::{fifo, Reader, Writer};
 pub use region::Region;
 #[cfg(not(loom))]
 pub use ring::init;
-pub use ring::{channel, current_cpu, Closer, Config, Consumer, Frame, Producer, Wait, INLINE_MAX};
+pub use ring::{
+    channel, current_cpu, local, Closer, Config, Consumer, Frame, Payload, Producer, Wait,
+    INLINE_MAX,
+};
 
 /// What can go wrong on a ring.
 #[derive(Debug, thiserror::Error)]

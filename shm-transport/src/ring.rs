@@ -65,6 +65,17 @@ const VERSION: u32 = 2;
 const MORE: u16 = 1;
 const SLAB: u16 = 2;
 const PAD: u16 = 4;
+/// The record holds a `Bytes`, moved (a ring made by [`local`] only).
+const REF: u16 = 8;
+/// The record names the next ring, the last record of this one (a ring made by [`local`] only).
+const LINK: u16 = 16;
+
+/// Slots of a ring made by [`local`] at first (1 KiB), and at most (1 GiB).
+const LOCAL_FIRST_SLOTS: u32 = 16;
+const LOCAL_MAX_SLOTS: u32 = 1 << 24;
+/// The most messages a consumer takes between two publications of what it took (and at most half
+/// its ring's bound): libzmq's low-water mark.
+pub const STEP_MAX: u64 = 32;
 
 const PRODUCER_CLOSED: u32 = 1;
 const CONSUMER_CLOSED: u32 = 2;
@@ -141,8 +152,8 @@ struct Line<T>(T);
 struct Control {
     /// Magic, version, slots, chunks, chunk size.
     header: Line<[AtomicU32; 5]>,
-    /// Slots released by the consumer (a running count).
-    head: Line<AtomicU64>,
+    /// What the consumer has consumed, published together.
+    released: Line<Released>,
     /// Set by a consumer about to sleep.
     reader_wait: Line<AtomicU32>,
     /// Set by a producer about to sleep (ring or slab full).
@@ -157,6 +168,15 @@ struct Control {
 
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<Control>() <= CONTROL);
+
+/// What the consumer has consumed (running counts): `taken` is stored first, then `head` (release).
+#[repr(C)]
+struct Released {
+    /// Slots released.
+    head: AtomicU64,
+    /// Messages taken.
+    taken: AtomicU64,
+}
 
 /// What both ends of one ring hold: the memory and where the parts are.
 struct Shared {
@@ -180,10 +200,45 @@ struct Shared {
     inline_max: usize,
     /// Wakes the other side instead of the futex (see [`Producer::set_waker`]).
     waker: std::sync::OnceLock<Waker>,
+    /// Made by [`local`]: frames are moved, the ring grows, nobody sleeps on it, and what is left in
+    /// it when both ends are gone is dropped with it.
+    local: bool,
 }
 
 /// Wakes the other side of a ring by other means than the futex.
 type Waker = Box<dyn Fn() + Send + Sync>;
+
+impl Drop for Shared {
+    /// Both ends are gone. A ring made by [`local`] may still hold messages: from where the consumer
+    /// stopped (its `head`, published when it was dropped or, on an older ring, anywhere before
+    /// its LINK, since the slots it took read 0), the frames moved through it are dropped, and the
+    /// next ring a LINK names is let go.
+    fn drop(&mut self) {
+        if !self.local {
+            return;
+        }
+        let cap = self.cap();
+        let mut pos = self.ctl().released.0.head.load(Ordering::Acquire);
+        let end = pos + cap;
+        while pos < end {
+            let word = self.header(pos).load(Ordering::Acquire);
+            let (flags, n) = ((word >> 32) as u16, word >> 48);
+            if word == 0 || n == 0 {
+                break;
+            }
+            let body = self.slot(pos).wrapping_add(RECORD_HEADER);
+            if flags & REF != 0 {
+                // SAFETY: a REF record of this process's producer holds a `Bytes` that nobody took
+                // (the consumer zeroes what it takes, and it is gone).
+                drop(unsafe { std::ptr::read(body.cast::<Bytes>()) });
+            } else if flags & LINK != 0 {
+                // SAFETY: as above, for the `Arc` a LINK record holds (made by `Arc::into_raw`).
+                drop(unsafe { Arc::from_raw(std::ptr::read(body.cast::<*const Shared>())) });
+            }
+            pos += n;
+        }
+    }
+}
 
 // SAFETY: the pointers point into `region`, which the struct keeps alive and which is Send + Sync;
 // every access through them follows the ring protocol (atomics, or bytes with one writer at a time).
@@ -219,7 +274,10 @@ impl Shared {
             let zero32 = || AtomicU32::new(0);
             let ctl = Box::new(Control {
                 header: Line([zero32(), zero32(), zero32(), zero32(), zero32()]),
-                head: Line(AtomicU64::new(0)),
+                released: Line(Released {
+                    head: AtomicU64::new(0),
+                    taken: AtomicU64::new(0),
+                }),
                 reader_wait: Line(zero32()),
                 writer_wait: Line(zero32()),
                 closed: Line(zero32()),
@@ -242,7 +300,18 @@ impl Shared {
             cfg,
             inline_max: cfg.inline_max(),
             waker: std::sync::OnceLock::new(),
+            local: false,
         })
+    }
+
+    /// A ring of `cfg` in this process's heap, for [`local`], that copies frames of up to
+    /// `copy_max` bytes.
+    fn local(cfg: Config, copy_max: usize) -> Result<Shared, Error> {
+        let region = std::sync::Arc::new(Region::heap(cfg.size()?));
+        let mut shared = Shared::new(region, 0, cfg)?;
+        shared.local = true;
+        shared.inline_max = copy_max.min(INLINE_MAX);
+        Ok(shared)
     }
 
     /// Wakes whoever sleeps on `word`: the waker if one is set, else the futex.
@@ -256,7 +325,7 @@ impl Shared {
     fn ctl(&self) -> &Control {
         #[cfg(not(loom))]
         // SAFETY: `ctl` points to CONTROL bytes inside the region (checked in `new`), 64-byte aligned
-        // (the region is page-aligned and the offset a multiple of 64); all-zero bytes are a valid
+        // (the region is at least 64-byte aligned, and so is the offset); all-zero bytes are a valid
         // `Control` (atomics only), and the region outlives `self`.
         return unsafe { self.ctl.as_ref() };
         #[cfg(loom)]
@@ -436,6 +505,69 @@ pub fn init(region: &std::sync::Arc<Region>, offset: usize, cfg: Config) -> Resu
     Ok(())
 }
 
+/// Both ends of a ring for a queue within one process (zring's pipes), bounded at `bound` messages
+/// (`u64::MAX`: no bound). It starts small (16 slots, 1 KiB) and grows by doubling, up to 2^24
+/// slots, as the messages queued need room. Frames of up to `copy_max` bytes (at most
+/// [`INLINE_MAX`]) are copied into the slots; larger ones are moved through them (see
+/// [`Producer::try_send_payloads`]): pick what the receiver would copy anyway. Its ends never
+/// sleep on the ring: the owner wakes them by other means. The consumer tells the producer what it
+/// took once per step of half the bound (at most [`STEP_MAX`] messages), and says so
+/// ([`Consumer::stepped`]), and also when it finds the ring empty (for [`Producer::is_empty`]).
+pub fn local(bound: u64, copy_max: usize) -> (Producer, Consumer) {
+    let shared = Shared::local(
+        Config {
+            slots: LOCAL_FIRST_SLOTS,
+            chunks: 0,
+            chunk_size: 4096,
+        },
+        copy_max,
+    );
+    // The dimensions are in range and a heap region always holds them.
+    let shared = Arc::new(shared.unwrap_or_else(|e| unreachable!("{e}")));
+    let mut producer = Producer::new(shared.clone());
+    producer.bound = bound.max(1);
+    let mut consumer = Consumer::new(shared);
+    consumer.step = (bound / 2).clamp(1, STEP_MAX);
+    (producer, consumer)
+}
+
+/// A frame for [`Producer::try_send_payloads`]: its bytes, and the same bytes as a shared buffer
+/// for a ring that moves large frames rather than copying them.
+pub trait Payload {
+    /// The frame's bytes.
+    fn bytes(&self) -> &[u8];
+    /// The frame as a shared buffer (a copy, unless the frame is one already).
+    fn to_shared(&self) -> Bytes {
+        Bytes::copy_from_slice(self.bytes())
+    }
+}
+
+impl Payload for [u8] {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+impl<P: Payload + ?Sized> Payload for &P {
+    fn bytes(&self) -> &[u8] {
+        (**self).bytes()
+    }
+
+    fn to_shared(&self) -> Bytes {
+        (**self).to_shared()
+    }
+}
+
+impl Payload for Bytes {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+
+    fn to_shared(&self) -> Bytes {
+        self.clone()
+    }
+}
+
 /// Both ends of a new ring in this process's heap.
 pub fn channel(cfg: Config) -> Result<(Producer, Consumer), Error> {
     let region = std::sync::Arc::new(Region::heap(cfg.size()?));
@@ -463,15 +595,20 @@ pub struct Producer {
     tail: u64,
     /// The consumer's `head` as last read and checked.
     head: u64,
+    /// Messages published (a running count over the rings a [`local`] one grew into); also tells
+    /// when to look at our CPU (every [`CPU_EVERY`]).
+    sent: u64,
+    /// The consumer's `taken` as last read and checked.
+    taken: u64,
+    /// The most messages sent and not taken ([`local`]; no bound otherwise but the ring's room).
+    bound: u64,
     /// Return-ring entries already taken back.
     ret_head: u64,
     slab: SlabAlloc,
-    /// Messages published, to look at our CPU every [`CPU_EVERY`] of them.
-    sends: u32,
 }
 
 /// How often (in sends) a producer records the CPU it runs on.
-const CPU_EVERY: u32 = 64;
+const CPU_EVERY: u64 = 64;
 
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -506,8 +643,19 @@ fn header_word(len: u32, flags: u16, n: u16) -> u64 {
 
 /// How one frame is carried.
 enum Carry {
+    /// Copied into the slots.
     Inline,
+    /// Copied into a run of slab chunks.
     Slab { count: u32 },
+    /// Moved through the slots as a `Bytes` (a ring made by [`local`]).
+    Moved,
+}
+
+/// What [`Producer::write_message`] did.
+enum Written {
+    Yes,
+    /// No room now for a message of this many slots.
+    NoRoom(u64),
 }
 
 impl Producer {
@@ -517,9 +665,11 @@ impl Producer {
             shared,
             tail: 0,
             head: 0,
+            sent: 0,
+            taken: 0,
+            bound: u64::MAX,
             ret_head: 0,
             slab: SlabAlloc::new(chunks),
-            sends: 0,
         }
     }
 
@@ -536,35 +686,66 @@ impl Producer {
     /// Sends one message (its frames, MORE on all but the last) if there is room now.
     /// [`Error::Full`] when there is not: nothing was written.
     pub fn try_send(&mut self, frames: &[&[u8]]) -> Result<(), Error> {
+        self.try_send_payloads(frames)
+    }
+
+    /// [`Producer::try_send`] for frames that may own their bytes: within one process (a ring made
+    /// by [`local`]), a frame too large to copy into the ring is moved through it
+    /// ([`Payload::to_shared`], no copy of its bytes) instead of going through a slab.
+    pub fn try_send_payloads<P: Payload>(&mut self, frames: &[P]) -> Result<(), Error> {
         if frames.is_empty() {
             return Ok(());
         }
         if self.shared.closed() & CONSUMER_CLOSED != 0 {
             return Err(Error::Closed);
         }
+        if self.sent - self.taken >= self.bound {
+            self.read_head()?;
+            if self.sent - self.taken >= self.bound {
+                return Err(Error::Full);
+            }
+        }
+        loop {
+            match self.write_message(frames)? {
+                Written::Yes => return Ok(()),
+                Written::NoRoom(need) if self.shared.local => self.grow(need)?,
+                Written::NoRoom(_) => return Err(Error::Full),
+            }
+        }
+    }
+
+    /// Writes and publishes one message if its words (and slab runs) fit now; else says how many
+    /// words it needs.
+    fn write_message<P: Payload>(&mut self, frames: &[P]) -> Result<Written, Error> {
         let cap = self.shared.cap();
         // Where the message ends (pads included), and whether it needs the slab.
         let mut end = self.tail;
         let mut chunks = 0u64;
         for f in frames {
-            let (c, n) = self.carry(f.len())?;
+            let (c, n) = self.carry(f.bytes().len())?;
             if let Carry::Slab { count } = c {
                 chunks += u64::from(count);
             }
             end = place(end, n, cap) + n;
         }
         let slab = chunks > 0;
-        // A message the ring or the slab cannot hold even empty would wait for room forever.
-        if end - self.tail > cap || chunks > u64::from(self.shared.cfg.chunks) {
-            return Err(Error::TooLarge(frames.iter().map(|f| f.len()).sum()));
+        // Slots kept free for a LINK record (a ring that grows).
+        let keep = u64::from(self.shared.local);
+        // A message the ring or the slab cannot hold even empty would wait for room forever (a ring
+        // that grows makes room instead).
+        let need = end - self.tail + keep;
+        if need > cap && !self.shared.local || chunks > u64::from(self.shared.cfg.chunks) {
+            return Err(Error::TooLarge(
+                frames.iter().map(|f| f.bytes().len()).sum(),
+            ));
         }
         // Always look at `head` and the returns before refusing, so that a waiting `send` knows what
         // it has seen.
-        if end - self.head > cap {
+        if end + keep - self.head > cap {
             self.read_head()?;
-            if end - self.head > cap {
+            if end + keep - self.head > cap {
                 self.take_returns()?;
-                return Err(Error::Full);
+                return Ok(Written::NoRoom(need));
             }
         }
         // Slab runs, all or none (no vector is allocated for a message without large frames).
@@ -572,7 +753,7 @@ impl Producer {
         if slab {
             self.take_returns()?;
             for f in frames {
-                if let (Carry::Slab { count }, _) = self.carry(f.len())? {
+                if let (Carry::Slab { count }, _) = self.carry(f.bytes().len())? {
                     match self.slab.alloc(count) {
                         Some(start) => runs.push((start, count)),
                         None => {
@@ -592,37 +773,108 @@ impl Producer {
         let last = frames.len() - 1;
         for (i, f) in frames.iter().enumerate() {
             let more = if i < last { MORE } else { 0 };
-            let (c, n) = self.carry(f.len())?;
+            let bytes = f.bytes();
+            let (c, n) = self.carry(bytes.len())?;
             let at = place(pos, n, cap);
             if at != pos {
                 let word = self.write_record(pos, 0, PAD, (at - pos) as u16, &[]);
                 self.put_header(pos, word, &mut first);
                 pos = at;
             }
+            let len = bytes.len() as u32;
             let word = match c {
-                Carry::Inline => self.write_record(pos, f.len() as u32, more, n as u16, f),
+                Carry::Inline => self.write_record(pos, len, more, n as u16, bytes),
                 Carry::Slab { .. } => {
                     let (start, count) = runs.next().unwrap_or_default();
                     // SAFETY: the run `start..start + count` was just allocated (it is inside the slab
-                    // and the consumer holds none of it); `f` fits in it (count chunks).
+                    // and the consumer holds none of it); the frame fits in it (count chunks).
                     unsafe {
                         std::ptr::copy_nonoverlapping(
-                            f.as_ptr(),
+                            bytes.as_ptr(),
                             self.shared.chunk(start),
-                            f.len(),
+                            bytes.len(),
                         );
                     }
                     let mut body = [0u8; 8];
                     body[..4].copy_from_slice(&start.to_le_bytes());
                     body[4..].copy_from_slice(&count.to_le_bytes());
-                    self.write_record(pos, f.len() as u32, more | SLAB, 1, &body)
+                    self.write_record(pos, len, more | SLAB, 1, &body)
+                }
+                Carry::Moved => {
+                    // SAFETY: the record's slot is free and inside the slots part; a `Bytes` (32
+                    // bytes, 8-aligned) fits after the 8-byte header in the 64-byte, 64-aligned slot.
+                    // The consumer (or the ring's drop) takes it out exactly once.
+                    unsafe {
+                        std::ptr::write(
+                            self.shared.slot(pos).add(RECORD_HEADER).cast::<Bytes>(),
+                            f.to_shared(),
+                        );
+                    }
+                    // The length is the buffer's own (a frame of any size can be moved).
+                    header_word(0, more | REF, 1)
                 }
             };
             self.put_header(pos, word, &mut first);
             pos += n;
         }
         self.publish(first.unwrap_or_default(), pos);
+        Ok(Written::Yes)
+    }
+
+    /// Moves a ring made by [`local`] to a new one twice as large (or as large as `need` slots
+    /// ask): the new ring is named by a LINK record, the last of this one, which the consumer
+    /// follows. [`Error::Full`] at the largest size.
+    #[cold]
+    fn grow(&mut self, need: u64) -> Result<(), Error> {
+        let slots = (self.shared.cap() * 2).max(need.next_power_of_two());
+        let slots = u32::try_from(slots)
+            .ok()
+            .filter(|&s| s <= LOCAL_MAX_SLOTS)
+            .ok_or(Error::Full)?;
+        let next = Arc::new(Shared::local(
+            Config {
+                slots,
+                chunks: 0,
+                chunk_size: 4096,
+            },
+            self.shared.inline_max,
+        )?);
+        // What the consumer took, as far as we know: it publishes there once it follows the link.
+        let released = &next.ctl().released.0;
+        released.taken.store(self.taken, Ordering::Relaxed);
+        // A slot is always kept free for the LINK record, and one slot never needs padding.
+        let pos = self.tail;
+        // SAFETY: the slot at `tail` is free and inside the slots part; a pointer fits after the
+        // header. The consumer (or the ring's drop) takes the `Arc` back exactly once.
+        unsafe {
+            std::ptr::write(
+                self.shared
+                    .slot(pos)
+                    .add(RECORD_HEADER)
+                    .cast::<*const Shared>(),
+                Arc::into_raw(next.clone()),
+            );
+        }
+        self.release(header_word(0, LINK, 1), pos + 1);
+        self.shared = next;
+        self.tail = 0;
+        self.head = 0;
+        self.ret_head = 0;
         Ok(())
+    }
+
+    /// Hands the words from `tail` to `end` to the consumer by storing `first`, the header word of
+    /// the record at `tail` (release), and wakes a consumer that sleeps on the ring (the owner of a
+    /// ring made by [`local`] wakes its ends itself).
+    fn release(&mut self, first: u64, end: u64) {
+        self.shared
+            .header(self.tail)
+            .store(first, Ordering::Release);
+        self.tail = end;
+        if !self.shared.local {
+            self.shared
+                .wake_if_waiting(&self.shared.ctl().reader_wait.0);
+        }
     }
 
     /// Stores the header `word` of the record at `pos`, or keeps it in `first` if the record is the
@@ -641,6 +893,9 @@ impl Producer {
         if len <= self.shared.inline_max {
             return Ok((Carry::Inline, (RECORD_HEADER + len).div_ceil(SLOT) as u64));
         }
+        if self.shared.local {
+            return Ok((Carry::Moved, 1));
+        }
         match u32::try_from(len.div_ceil(cfg.chunk_size as usize)) {
             Ok(count) if count <= cfg.chunks && u32::try_from(len).is_ok() => {
                 Ok((Carry::Slab { count }, 1))
@@ -652,16 +907,12 @@ impl Producer {
     /// Publishes the message from `tail` to `end` by storing the header word `first` of its first
     /// record, and wakes a consumer that sleeps.
     fn publish(&mut self, first: u64, end: u64) {
-        self.shared
-            .header(self.tail)
-            .store(first, Ordering::Release);
-        self.tail = end;
-        let c = self.shared.ctl();
-        self.shared.wake_if_waiting(&c.reader_wait.0);
+        self.release(first, end);
+        self.sent += 1;
         // Where we run, for a reader deciding whether to spin: looked at every few sends (threads
         // seldom move), written only when it changed.
-        self.sends = self.sends.wrapping_add(1);
-        if self.sends % CPU_EVERY == 1 {
+        if self.sent % CPU_EVERY == 1 {
+            let c = self.shared.ctl();
             let me = current_cpu();
             if c.cpus.0[0].load(Ordering::Relaxed) != me {
                 c.cpus.0[0].store(me, Ordering::Relaxed);
@@ -692,7 +943,7 @@ impl Producer {
                 deadline,
                 || {
                     let c = shared.ctl();
-                    c.head.0.load(Ordering::Acquire) != head
+                    c.released.0.head.load(Ordering::Acquire) != head
                         || c.ret_tail.0.load(Ordering::Acquire) != returned
                         || shared.closed() & CONSUMER_CLOSED != 0
                 },
@@ -716,16 +967,19 @@ impl Producer {
         header_word(len, flags, n)
     }
 
-    /// Reads and checks the consumer's `head`.
+    /// Reads and checks what the consumer has consumed (`head`, then `taken`).
     fn read_head(&mut self) -> Result<(), Error> {
-        let head = self.shared.ctl().head.0.load(Ordering::Acquire);
-        if head < self.head || head > self.tail {
+        let released = &self.shared.ctl().released.0;
+        let head = released.head.load(Ordering::Acquire);
+        let taken = released.taken.load(Ordering::Acquire);
+        if head < self.head || head > self.tail || taken < self.taken || taken > self.sent {
             return Err(Error::Corrupt(format!(
-                "head {head} outside {}..={}",
-                self.head, self.tail
+                "head {head} outside {}..={} or taken {taken} outside {}..={}",
+                self.head, self.tail, self.taken, self.sent
             )));
         }
         self.head = head;
+        self.taken = taken;
         Ok(())
     }
 
@@ -760,11 +1014,24 @@ impl Producer {
         if self.shared.closed() & CONSUMER_CLOSED != 0 {
             return Ok(true);
         }
-        if self.tail - self.head < self.shared.cap() {
+        // A ring made by `local` grows: only its bound on messages holds a message back.
+        let room = |p: &Producer| {
+            p.sent - p.taken < p.bound && (p.shared.local || p.tail - p.head < p.shared.cap())
+        };
+        if room(self) {
             return Ok(true);
         }
         self.read_head()?;
-        Ok(self.tail - self.head < self.shared.cap())
+        Ok(room(self))
+    }
+
+    /// Whether the consumer has taken every message sent (as far as it has said: it says so at
+    /// least when it finds the ring empty).
+    pub fn is_empty(&mut self) -> Result<bool, Error> {
+        if self.sent != self.taken {
+            self.read_head()?;
+        }
+        Ok(self.sent == self.taken)
     }
 
     /// Makes the consumer call `waker` instead of a futex wake when this producer waits for room
@@ -780,7 +1047,7 @@ impl Producer {
     pub fn arm(&self) -> bool {
         let c = self.shared.ctl();
         self.shared.arm(&c.writer_wait.0);
-        c.head.0.load(Ordering::Acquire) != self.head
+        c.released.0.head.load(Ordering::Acquire) != self.head
             || c.ret_tail.0.load(Ordering::Acquire) != self.ret_head
             || self.shared.closed() & CONSUMER_CLOSED != 0
     }
@@ -840,8 +1107,14 @@ pub struct Consumer {
     shared: Arc<Shared>,
     /// The next record to read (a running slot count).
     head: u64,
-    /// The last `head` published.
-    published: u64,
+    /// Messages taken (a running count over the rings a [`local`] one grew into).
+    taken: u64,
+    /// The last `head` and `taken` published.
+    published: (u64, u64),
+    /// Publish after this many messages taken (besides a quarter of the ring's slots).
+    step: u64,
+    /// Whether we published since [`Consumer::stepped`] last looked.
+    stepped: bool,
     returns: Arc<Returns>,
 }
 
@@ -849,7 +1122,7 @@ impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Consumer")
             .field("head", &self.head)
-            .field("published", &self.published)
+            .field("taken", &self.taken)
             .finish_non_exhaustive()
     }
 }
@@ -863,9 +1136,42 @@ impl Consumer {
         Consumer {
             shared,
             head: 0,
-            published: 0,
+            taken: 0,
+            published: (0, 0),
+            step: u64::MAX,
+            stepped: false,
             returns,
         }
+    }
+
+    /// Follows the LINK record at `pos` (a ring made by [`local`]) to the next ring, and reads on
+    /// from its start.
+    #[cold]
+    fn follow(&mut self, pos: u64) {
+        // SAFETY: a LINK record of this process's producer (the ring is `local`, checked by the
+        // caller) holds the `Arc` of the next ring, made by `Arc::into_raw`, which we take once (the
+        // record is zeroed now and we move past it).
+        let next = unsafe {
+            let raw = std::ptr::read(
+                self.shared
+                    .slot(pos)
+                    .add(RECORD_HEADER)
+                    .cast::<*const Shared>(),
+            );
+            Arc::from_raw(raw)
+        };
+        self.shared.header(pos).store(0, Ordering::Relaxed);
+        self.head = pos + 1;
+        self.publish();
+        self.returns = Arc::new(Returns {
+            shared: next.clone(),
+            tail: Mutex::new(0),
+        });
+        self.shared = next;
+        self.head = 0;
+        self.published.0 = 0;
+        // The producer reads `taken` in the new ring from now on.
+        self.publish_taken();
     }
 
     /// The reading end of the ring at `offset` in a shared `region` (see [`init`]).
@@ -885,7 +1191,7 @@ impl Consumer {
         let got = self.try_recv_with(|frame, _| {
             frames.push(match frame {
                 Frame::Inline(bytes) => Bytes::copy_from_slice(bytes),
-                Frame::Slab(bytes) => bytes,
+                Frame::Large(bytes) => bytes,
             });
         })?;
         Ok(got.then_some(frames))
@@ -895,12 +1201,23 @@ impl Consumer {
     /// allocating: small frames are borrowed from the slots. `Ok(false)` if no message is there. On
     /// [`Error::Corrupt`], frames already handed over belong to a broken message: discard them.
     pub fn try_recv_with(&mut self, mut each: impl FnMut(Frame<'_>, bool)) -> Result<bool, Error> {
-        if !self.has_message() {
-            self.publish();
-            if self.shared.closed() & PRODUCER_CLOSED != 0 && !self.has_message() {
-                return Err(Error::Closed);
+        loop {
+            if !self.has_message() {
+                self.publish();
+                if self.shared.closed() & PRODUCER_CLOSED != 0 && !self.has_message() {
+                    return Err(Error::Closed);
+                }
+                return Ok(false);
             }
-            return Ok(false);
+            // A LINK is a record of its own: follow it, and look again in the next ring.
+            let first = self.shared.header(self.head).load(Ordering::Acquire);
+            if (first >> 32) as u16 & LINK == 0 {
+                break;
+            }
+            if !self.shared.local || first >> 48 != 1 {
+                return Err(Error::Corrupt("a LINK record in a shared ring".into()));
+            }
+            self.follow(self.head);
         }
         let cfg = self.shared.cfg;
         let cap = self.shared.cap();
@@ -920,6 +1237,7 @@ impl Consumer {
             if n == 0 || idx + n > cap || pos + n - self.head > cap {
                 return Err(Error::Corrupt(format!("record of {n} slots at {pos}")));
             }
+            let record = pos;
             pos += n;
             if flags & PAD != 0 {
                 if idx + n != cap {
@@ -943,13 +1261,25 @@ impl Consumer {
                         "slab run {start}+{count} for {len} bytes"
                     )));
                 }
-                Frame::Slab(Bytes::from_owner(SlabBytes {
+                Frame::Large(Bytes::from_owner(SlabBytes {
                     returns: self.returns.clone(),
                     ptr: self.shared.chunk(start),
                     len,
                     start,
                     count,
                 }))
+            } else if flags & (REF | LINK) != 0 {
+                if !self.shared.local || flags & LINK != 0 || n != 1 {
+                    return Err(Error::Corrupt(format!(
+                        "a moved frame or a LINK at {record}, inside a message or a shared ring"
+                    )));
+                }
+                // Taken now, so that the ring's drop never takes it again.
+                self.shared.header(record).store(0, Ordering::Relaxed);
+                // SAFETY: the ring is `local`: its producer, in this process, moved a `Bytes` into
+                // this record (`Producer::write_message`), which we take once (its header reads 0
+                // now, and we move past it).
+                Frame::Large(unsafe { std::ptr::read(at.add(RECORD_HEADER).cast::<Bytes>()) })
             } else {
                 if len > self.shared.inline_max || RECORD_HEADER + len > n as usize * SLOT {
                     return Err(Error::Corrupt(format!("inline frame of {len} bytes")));
@@ -969,10 +1299,28 @@ impl Consumer {
             self.shared.header(p).store(0, Ordering::Relaxed);
         }
         self.head = pos;
-        if self.head - self.published >= cap / 4 {
+        self.taken += 1;
+        let (head, taken) = self.published;
+        if self.head - head >= cap / 4 || self.taken - taken >= self.step {
             self.publish();
+            self.stepped = true;
         }
         Ok(true)
+    }
+
+    /// For a consumer that found no message ([`Consumer::has_message`]) and will not call
+    /// [`Consumer::try_recv_with`]: tells the producer what it took, as that call would.
+    #[inline]
+    pub fn idle(&mut self) {
+        self.publish();
+    }
+
+    /// Whether this end told the producer that it took a step of messages (or moved to a ring the
+    /// producer grew) since the last call: the moment for the owner of a ring made by [`local`] to
+    /// look for a producer waiting for room. A producer held at the bound left at least a step to
+    /// take, so telling it of less (as when the ring is found empty) never needs a look.
+    pub fn stepped(&mut self) -> bool {
+        std::mem::take(&mut self.stepped)
     }
 
     /// Waits for the next message as `how` says, at most until `deadline` (`Ok(None)` then).
@@ -1050,15 +1398,27 @@ impl Consumer {
         self.has_message() || self.shared.closed() & PRODUCER_CLOSED != 0
     }
 
-    /// Publishes `head`, waking a producer that waits for room.
+    /// Publishes what we have consumed (`taken`, then `head`), waking a producer that waits for
+    /// room on the ring.
     fn publish(&mut self) {
-        if self.published == self.head {
+        if self.published.0 == self.head {
             return;
         }
-        self.published = self.head;
+        self.published = (self.head, self.taken);
         let c = self.shared.ctl();
-        c.head.0.store(self.head, Ordering::Release);
-        self.shared.wake_if_waiting(&c.writer_wait.0);
+        c.released.0.taken.store(self.taken, Ordering::Relaxed);
+        c.released.0.head.store(self.head, Ordering::Release);
+        if !self.shared.local {
+            self.shared.wake_if_waiting(&c.writer_wait.0);
+        }
+    }
+
+    /// Publishes `taken` alone (in a ring we just moved to, where `head` is still 0).
+    fn publish_taken(&mut self) {
+        self.published.1 = self.taken;
+        self.stepped = true;
+        let c = self.shared.ctl();
+        c.released.0.taken.store(self.taken, Ordering::Release);
     }
 
     /// A handle that closes the ring from anywhere, waking both ends.
@@ -1071,6 +1431,8 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
+        // Where we stopped, for the ring's drop (a `local` ring drops what is left from there).
+        self.publish();
         self.shared.set_closed(CONSUMER_CLOSED);
     }
 }
@@ -1080,8 +1442,9 @@ impl Drop for Consumer {
 pub enum Frame<'a> {
     /// A frame of up to [`Config::inline_max`] bytes, borrowed from the ring's slots for the call.
     Inline(&'a [u8]),
-    /// A larger frame, read in place from the slab; its space goes back when the last clone drops.
-    Slab(Bytes),
+    /// A larger frame: read in place from the slab (its space goes back when the last clone
+    /// drops), or moved through a ring made by [`local`].
+    Large(Bytes),
 }
 
 /// The consumer's side of the return ring; slab messages, wherever they are dropped, give their run
@@ -1273,7 +1636,7 @@ mod tests {
         p.try_send(frames).unwrap();
         let mut slab = Vec::new();
         assert!(c
-            .try_recv_with(|frame, _| slab.push(matches!(frame, Frame::Slab(_))))
+            .try_recv_with(|frame, _| slab.push(matches!(frame, Frame::Large(_))))
             .unwrap());
         slab
     }
@@ -1304,7 +1667,7 @@ mod tests {
         assert!(c
             .try_recv_with(|frame, more| match frame {
                 Frame::Inline(b) => seen.push((b.to_vec(), more, false)),
-                Frame::Slab(b) => seen.push((b.to_vec(), more, true)),
+                Frame::Large(b) => seen.push((b.to_vec(), more, true)),
             })
             .unwrap());
         assert_eq!(
@@ -1352,6 +1715,110 @@ mod tests {
         assert_eq!(alias.len(), big.len());
         drop(alias);
         p.try_send(&[&big]).unwrap();
+    }
+
+    /// A frame that counts its drops, for rings that move frames.
+    fn counted(len: usize, drops: &std::sync::Arc<()>) -> Bytes {
+        struct Owner(
+            Vec<u8>,
+            #[allow(dead_code, reason = "held for its count")] std::sync::Arc<()>,
+        );
+        impl AsRef<[u8]> for Owner {
+            fn as_ref(&self) -> &[u8] {
+                &self.0
+            }
+        }
+        Bytes::from_owner(Owner(vec![7; len], drops.clone()))
+    }
+
+    #[test]
+    fn a_local_ring_grows_keeps_order_and_moves_large_frames() {
+        let (mut p, mut c) = local(u64::MAX, 94);
+        let token = std::sync::Arc::new(());
+        let n = if cfg!(miri) { 60 } else { 3000 };
+        let mut moved = Vec::new();
+        for i in 0..n {
+            let big = counted(2000 + i, &token);
+            moved.push(big.as_ptr());
+            let small = Bytes::from((i as u32).to_le_bytes().to_vec());
+            p.try_send_payloads(&[small, big]).unwrap();
+        }
+        assert!(p.shared.cap() > u64::from(LOCAL_FIRST_SLOTS), "it grew");
+        for (i, at) in moved.iter().enumerate() {
+            let m = c.try_recv().unwrap().unwrap();
+            assert_eq!(&m[0][..], &(i as u32).to_le_bytes());
+            assert_eq!(m[1].len(), 2000 + i);
+            assert_eq!(m[1].as_ptr(), *at, "moved, not copied");
+        }
+        assert!(c.try_recv().unwrap().is_none());
+        assert!(p.is_empty().unwrap());
+        assert_eq!(
+            std::sync::Arc::strong_count(&token),
+            1,
+            "every frame dropped once"
+        );
+    }
+
+    #[test]
+    fn a_local_ring_holds_its_bound_and_gives_room_back_in_steps() {
+        let (mut p, mut c) = local(5, 94);
+        for i in 0..5u8 {
+            p.try_send(&[&[i]]).unwrap();
+        }
+        assert!(!p.writable().unwrap());
+        assert!(matches!(p.try_send(&[b"x"]), Err(Error::Full)));
+        assert!(c.try_recv().unwrap().is_some());
+        assert!(!c.stepped(), "one taken, not yet told (steps of 2)");
+        assert!(matches!(p.try_send(&[b"x"]), Err(Error::Full)));
+        assert!(c.try_recv().unwrap().is_some());
+        assert!(c.stepped());
+        p.try_send(&[b"5"]).unwrap();
+        p.try_send(&[b"6"]).unwrap();
+        assert!(matches!(p.try_send(&[b"x"]), Err(Error::Full)));
+        let rest: Vec<u8> = std::iter::from_fn(|| c.try_recv().unwrap())
+            .map(|m| m[0][0])
+            .collect();
+        assert_eq!(rest, [2, 3, 4, b'5', b'6']);
+        assert!(c.stepped());
+        assert!(
+            p.is_empty().unwrap(),
+            "a consumer that finds the ring empty tells all it took"
+        );
+    }
+
+    #[test]
+    fn what_a_local_ring_still_holds_is_dropped_with_it() {
+        for consumer_first in [false, true] {
+            let token = std::sync::Arc::new(());
+            let (mut p, mut c) = local(u64::MAX, 94);
+            for i in 0..40 {
+                p.try_send_payloads(&[counted(1500 + i, &token)]).unwrap();
+            }
+            drop(c.try_recv().unwrap());
+            if consumer_first {
+                drop(c);
+                let _ = p.try_send_payloads(&[counted(1500, &token)]);
+                drop(p);
+            } else {
+                drop(p);
+                drop(c);
+            }
+            assert_eq!(std::sync::Arc::strong_count(&token), 1, "{consumer_first}");
+        }
+    }
+
+    #[test]
+    fn a_shared_ring_refuses_moved_frames_and_links() {
+        for flag in [REF, LINK] {
+            let (mut p, mut c) = channel(small()).unwrap();
+            p.try_send(&[b"first"]).unwrap();
+            // Stands for a hostile peer: a record that claims to hold a pointer.
+            p.shared
+                .header(1)
+                .store(header_word(5000, flag, 1), Ordering::Release);
+            assert!(c.try_recv().unwrap().is_some());
+            assert!(matches!(c.try_recv(), Err(Error::Corrupt(_))), "{flag}");
+        }
     }
 
     #[test]
@@ -1477,6 +1944,7 @@ mod properties {
         fn garbage_in_shared_memory_is_an_error_not_a_crash(
             garbage in proptest::collection::vec(any::<u8>(), 0..(64 * 64)),
             head in any::<u64>(),
+            taken in any::<u64>(),
             returns in any::<u64>(),
             ret_entry in any::<u64>(),
         ) {
@@ -1500,7 +1968,8 @@ mod properties {
                     Err(e) => prop_assert!(false, "{e}"),
                 }
             }
-            ctl.head.0.store(head, Ordering::Release);
+            ctl.released.0.head.store(head, Ordering::Release);
+            ctl.released.0.taken.store(taken, Ordering::Release);
             ctl.ret_tail.0.store(returns % 16, Ordering::Release);
             shared.ret(0).store(ret_entry, Ordering::Release);
             for _ in 0..4 {

@@ -63,56 +63,33 @@ fn slab_space_given_back_from_another_thread_wakes_the_writer() {
     exchange(2000, true);
 }
 
-/// Writes `n` values into `tx`, retrying a refused push.
-fn write_values(tx: zring_shm::Writer<Box<u32>>, n: u32) -> loom::thread::JoinHandle<()> {
-    loom::thread::spawn(move || {
-        for i in 0..n {
-            let mut v = Box::new(i);
-            while let Err(back) = tx.push(v) {
-                v = back;
+/// A ring within one process ([`zring_shm::local`]) that must grow: three 500-byte messages do not
+/// fit in its first 16 slots, so the writer links a larger ring while the reader reads; a 2000-byte
+/// frame is moved, not copied. Neither side sleeps on such a ring (its owner wakes it), so both
+/// retry, yielding. Every message arrives once, in order, and the old ring is let go.
+#[test]
+fn a_local_ring_grows_while_it_is_read() {
+    loom::model(|| {
+        let (mut p, mut c) = zring_shm::local(u64::MAX, 1016);
+        let writer = loom::thread::spawn(move || {
+            for i in 0..3u8 {
+                let frame = bytes::Bytes::from(vec![i; if i == 2 { 2000 } else { 500 }]);
+                while p.try_send_payloads(&[frame.clone()]).is_err() {
+                    loom::thread::yield_now();
+                }
+            }
+            p
+        });
+        for i in 0..3u8 {
+            let m = loop {
+                if let Some(m) = c.try_recv().unwrap() {
+                    break m;
+                }
                 loom::thread::yield_now();
-            }
+            };
+            assert_eq!(m[0].len(), if i == 2 { 2000 } else { 500 });
+            assert!(m[0].iter().all(|&b| b == i));
         }
-    })
-}
-
-/// Takes `n` values from `rx`, checking their order.
-fn read_values(rx: &zring_shm::Reader<Box<u32>>, n: u32) {
-    let mut next = 0;
-    while next < n {
-        match rx.pop() {
-            Some(v) => {
-                assert_eq!(*v, next);
-                next += 1;
-            }
-            None => loom::thread::yield_now(),
-        }
-    }
-}
-
-/// The in-process queue ([`zring_shm::fifo`], chunks of two values under loom): three values through
-/// a queue bounded at two, with a refused push retried, cross a chunk boundary and the spare chunk's
-/// hand-back; every value arrives once and in order, and whatever is left is dropped with the queue.
-#[test]
-fn the_fifo_moves_values_in_order_across_chunks() {
-    loom::model(|| {
-        let (tx, rx) = zring_shm::fifo(2);
-        let writer = write_values(tx, 3);
-        read_values(&rx, 2);
-        writer.join().unwrap();
-        assert_eq!(rx.len(), 1);
-    });
-}
-
-/// A reader that goes away while the writer still writes: what it left, and what comes after it,
-/// is dropped with the queue by whichever end goes last, with no race on the slots.
-#[test]
-fn the_fifo_outlives_its_reader() {
-    loom::model(|| {
-        let (tx, rx) = zring_shm::fifo(u64::MAX);
-        let writer = write_values(tx, 3);
-        read_values(&rx, 1);
-        drop(rx);
-        writer.join().unwrap();
+        drop(writer.join().unwrap());
     });
 }

@@ -184,6 +184,17 @@ impl fmt::Debug for Msg {
     }
 }
 
+/// A frame sent through a ring (`zring_shm`): a large body is moved by reference, not copied.
+impl zring_shm::Payload for Msg {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+
+    fn to_shared(&self) -> Bytes {
+        self.clone().into_bytes()
+    }
+}
+
 impl From<Bytes> for Msg {
     fn from(b: Bytes) -> Msg {
         Msg {

@@ -17,9 +17,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::sync::{Parker, Unparker};
-use zring_shm::{Reader, Writer};
+use zring_shm::{Consumer, Producer};
 
-use crate::msg::Msg;
+use crate::msg::{Msg, INLINE_CAP};
 use crate::transport::shm::ShmEnd;
 use crate::SocketType;
 
@@ -367,32 +367,36 @@ pub(crate) enum Bound {
     Conflate,
 }
 
-/// The writing end of one direction of a pipe: zring's in-process ring ([`zring_shm::fifo`]),
-/// whose storage grows in chunks as messages arrive, so an idle pipe costs almost nothing whatever
-/// its high-water mark.
+/// The writing end of one direction of a pipe: the ring of `zring_shm` as a queue within this
+/// process ([`zring_shm::local`]), which starts small and grows as messages need room, so an idle
+/// pipe costs little whatever its high-water mark. Small frames are copied into it (a 64-octet frame
+/// takes 128 octets, header and padding included); a frame the receiver would not keep inline is
+/// moved through it (its buffer, not its bytes).
 enum Out {
     /// At most the high-water mark (`u64::MAX`: no limit).
-    Fifo(Writer<Parts>),
+    Ring(RefCell<Producer>),
     /// Capacity one; a push replaces what is there.
     Conflated(Arc<ArrayQueue<Parts>>),
 }
 
 /// The reading end of one direction of a pipe.
 enum In {
-    /// Taken in steps (see [`In::pop`]).
-    Fifo(Reader<Parts>),
+    Ring(RefCell<Consumer>),
     Conflated(Arc<ArrayQueue<Parts>>),
 }
 
+/// Frames of a message sent through a queue with no vector made for them.
+const FEW_FRAMES: usize = 8;
+
 /// One direction of a pipe bounded by `bound`, as its two ends.
 fn queue(bound: Bound) -> (Out, In) {
-    let fifo = |cap: u64| {
-        let (tx, rx) = zring_shm::fifo(cap);
-        (Out::Fifo(tx), In::Fifo(rx))
+    let ring = |cap: u64| {
+        let (tx, rx) = zring_shm::local(cap, INLINE_CAP);
+        (Out::Ring(RefCell::new(tx)), In::Ring(RefCell::new(rx)))
     };
     match bound {
-        Bound::Messages(c) => fifo(c as u64),
-        Bound::Unbounded => fifo(u64::MAX),
+        Bound::Messages(c) => ring(c as u64),
+        Bound::Unbounded => ring(u64::MAX),
         Bound::Conflate => {
             let q = Arc::new(ArrayQueue::new(1));
             (Out::Conflated(q.clone()), In::Conflated(q))
@@ -400,15 +404,21 @@ fn queue(bound: Bound) -> (Out, In) {
     }
 }
 
+/// What a ring's refusal means for a pipe: `true` if the message went (or is gone with a reader
+/// that left: as with libzmq, what a pipe holds for a peer that is gone is dropped), `false` if the
+/// ring is at its bound.
+fn went(sent: Result<(), zring_shm::Error>) -> bool {
+    !matches!(sent, Err(zring_shm::Error::Full))
+}
+
 impl Out {
-    /// Pushes what `make` makes, in place, unless the queue is at its bound (`false`, and `make`
-    /// is not called).
-    fn push_with(&self, make: impl FnOnce() -> Parts) -> bool {
+    /// Queues a one-frame message of `body`, copied into the queue; `false` if it is at its bound.
+    fn push_body(&self, body: &[u8]) -> bool {
         match self {
-            Out::Fifo(q) => q.push_with(|| Some(make())),
+            Out::Ring(tx) => went(tx.borrow_mut().try_send(&[body])),
             Out::Conflated(q) => {
                 // The message replaced is superseded, as CONFLATE asks.
-                drop(q.force_push(make()));
+                drop(q.force_push(Parts::one(Msg::from(body))));
                 true
             }
         }
@@ -417,7 +427,24 @@ impl Out {
     /// Pushes, unless the queue is at its bound.
     fn push(&self, m: Parts) -> Result<(), Parts> {
         match self {
-            Out::Fifo(q) => q.push(m),
+            Out::Ring(tx) => {
+                let mut tx = tx.borrow_mut();
+                // The frames as a slice, without a vector for a message of a few (an envelope).
+                let mut few = [&m.first; FEW_FRAMES];
+                let sent = if m.rest.len() < FEW_FRAMES {
+                    for (slot, f) in few[1..].iter_mut().zip(&m.rest) {
+                        *slot = f;
+                    }
+                    tx.try_send_payloads(&few[..m.len()])
+                } else {
+                    tx.try_send_payloads(&m.frames().collect::<Vec<_>>())
+                };
+                if went(sent) {
+                    Ok(())
+                } else {
+                    Err(m)
+                }
+            }
             Out::Conflated(q) => {
                 drop(q.force_push(m));
                 Ok(())
@@ -427,35 +454,94 @@ impl Out {
 
     fn is_full(&self) -> bool {
         match self {
-            Out::Fifo(q) => q.is_full(),
+            Out::Ring(tx) => !tx.borrow_mut().writable().unwrap_or(true),
             Out::Conflated(_) => false,
         }
     }
 
+    /// Whether the reader has taken everything (as far as it has told).
     fn is_empty(&self) -> bool {
         match self {
-            Out::Fifo(q) => q.is_empty(),
+            Out::Ring(tx) => tx.borrow_mut().is_empty().unwrap_or(true),
             Out::Conflated(q) => q.is_empty(),
         }
     }
 }
 
+/// A frame taken from a queue within this process as a `Msg`: a small one copied (inline), a large
+/// one the buffer the writer moved.
+fn frame_msg(frame: zring_shm::Frame<'_>) -> Msg {
+    match frame {
+        zring_shm::Frame::Inline(b) => Msg::copy_from_slice(b),
+        zring_shm::Frame::Large(b) => Msg::from(b),
+    }
+}
+
+/// Takes the next message of a queue, frame by frame, each with whether more follow: the first
+/// through `first`, the others through `rest`. Returns what `first` made, if a message was there,
+/// and whether the reader should now look for a writer waiting for room (see [`In::pop`]).
+#[inline]
+fn take_from<R>(
+    rx: &RefCell<Consumer>,
+    mut first: impl FnMut(Msg, bool) -> R,
+    mut rest: impl FnMut(Msg, bool),
+) -> (Option<R>, bool) {
+    let mut rx = rx.borrow_mut();
+    if !rx.has_message() {
+        rx.idle();
+        return (None, false);
+    }
+    let mut head = None;
+    let got = rx.try_recv_with(|frame, more| {
+        let msg = frame_msg(frame);
+        if head.is_none() {
+            head = Some(first(msg, more));
+        } else {
+            rest(msg, more);
+        }
+    });
+    (head.filter(|_| matches!(got, Ok(true))), rx.stepped())
+}
+
 impl In {
-    /// The oldest message, and whether the reader should now look for a writer waiting for room:
-    /// once per step of the queue (about half the bound, a power of two, at most
-    /// [`zring_shm::fifo::STEP_MAX`] messages, as libzmq's low-water mark), when the queue tells
-    /// the writer what was taken.
+    /// The oldest message, if any, and whether the reader should now look for a writer waiting for
+    /// room: whenever the queue has told the writer that a step of messages was taken (about half
+    /// the bound, at most [`zring_shm::ring::STEP_MAX`] messages, as libzmq's low-water mark).
     #[inline]
-    fn pop(&self) -> Option<(Parts, bool)> {
+    fn pop(&self) -> (Option<Parts>, bool) {
         match self {
-            In::Fifo(q) => q.pop_stepped(),
-            In::Conflated(q) => q.pop().map(|m| (m, true)),
+            In::Ring(rx) => {
+                let mut others = Vec::new();
+                let (first, look) = take_from(rx, |m, _| m, |m, _| others.push(m));
+                (first.map(|f| Parts::with_rest(f, others)), look)
+            }
+            In::Conflated(q) => match q.pop() {
+                Some(m) => (Some(m), true),
+                None => (None, false),
+            },
+        }
+    }
+
+    /// [`In::pop`] frame by frame: the first frame, the others (with their `more` flags) appended
+    /// to `rest`.
+    #[inline]
+    fn pop_frame(&self, rest: &mut VecDeque<Msg>) -> (Option<Msg>, bool) {
+        match self {
+            In::Ring(rx) => take_from(
+                rx,
+                |m, more| m.with_more(more),
+                |m, more| rest.push_back(m.with_more(more)),
+            ),
+            In::Conflated(_) => {
+                let (parts, look) = self.pop();
+                (parts.map(|p| p.into_first(rest)), look)
+            }
         }
     }
 
     fn is_empty(&self) -> bool {
         match self {
-            In::Fifo(q) => q.is_empty(),
+            In::Ring(rx) => !rx.borrow().has_message(),
             In::Conflated(q) => q.is_empty(),
         }
     }
@@ -499,6 +585,10 @@ pub(crate) struct PipeEnd {
 }
 
 /// What carries a pipe's messages.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the local way is the hot one: kept inline, with no pointer to follow per message"
+)]
 enum Way {
     /// Queues in this process (inproc, or a session on an I/O thread).
     Local(Local),
@@ -688,7 +778,7 @@ impl PipeEnd {
     #[inline]
     pub(crate) fn try_recv_frame(&self, rest: &mut VecDeque<Msg>) -> Option<Msg> {
         match &self.way {
-            Way::Local(l) => l.try_recv().map(|parts| parts.into_first(rest)),
+            Way::Local(l) => l.try_recv_frame(rest),
             Way::Shm(s) => s.try_recv_frame(rest),
         }
     }
@@ -867,10 +957,9 @@ impl Local {
         cached
     }
 
-    /// Queues a one-frame message of `body`, made in its place in the queue; `false` if the queue
-    /// is full.
+    /// Queues a one-frame message of `body`, copied into the queue; `false` if the queue is full.
     fn push_body(&self, body: &[u8]) -> bool {
-        if !self.out.push_with(|| Parts::one(Msg::from(body))) {
+        if !self.out.push_body(body) {
             return false;
         }
         self.notify_peer();
@@ -905,10 +994,26 @@ impl Local {
     /// Takes the next message from the peer, waking the peer if it waits for room.
     #[inline]
     fn try_recv(&self) -> Option<Parts> {
-        let (msg, look) = self.inq.pop()?;
-        // A writer waiting for room is woken once we have taken some messages (the low-water mark,
-        // see `In::pop`): a writer that found the queue full left a full queue to take, so we
-        // get there after it waits, and the fence is paid once per batch rather than per message.
+        let (msg, look) = self.inq.pop();
+        self.after_take(look);
+        msg
+    }
+
+    /// [`Local::try_recv`] frame by frame (see [`PipeEnd::try_recv_frame`]).
+    #[inline]
+    fn try_recv_frame(&self, rest: &mut VecDeque<Msg>) -> Option<Msg> {
+        let (msg, look) = self.inq.pop_frame(rest);
+        self.after_take(look);
+        msg
+    }
+
+    /// After a take (or a look that found nothing) that told the writer what was taken (`look`):
+    /// wakes the writer if it waits for room.
+    #[inline]
+    fn after_take(&self, look: bool) {
+        // A writer waiting for room is woken once the queue has told it that we took some messages
+        // (the low-water mark, see `In::pop`), so the fence is paid once per step rather than per
+        // message.
         if look {
             // SYNC POINT: pairs with the fence in `send_via` (see `Shared::want_room`).
             fence(Ordering::SeqCst);
@@ -917,7 +1022,6 @@ impl Local {
                 self.notify_peer();
             }
         }
-        Some(msg)
     }
 
     /// Whether a message from the peer is waiting.

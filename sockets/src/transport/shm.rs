@@ -244,7 +244,7 @@ impl ShmEnd {
         let got = self.rx.borrow_mut().try_recv_with(|frame, more| {
             let m = match frame {
                 Frame::Inline(b) => Msg::copy_from_slice(b),
-                Frame::Slab(b) => Msg::from(b),
+                Frame::Large(b) => Msg::from(b),
             };
             if first.is_none() {
                 first = Some(m.with_more(more));
