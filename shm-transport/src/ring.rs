@@ -693,6 +693,11 @@ impl Producer {
     /// by [`local`]), a frame too large to copy into the ring is moved through it
     /// ([`Payload::to_shared`], no copy of its bytes) instead of going through a slab.
     pub fn try_send_payloads<P: Payload>(&mut self, frames: &[P]) -> Result<(), Error> {
+        if let [one] = frames {
+            if self.try_send_small(one.bytes()) {
+                return Ok(());
+            }
+        }
         if frames.is_empty() {
             return Ok(());
         }
@@ -712,6 +717,27 @@ impl Producer {
                 Written::NoRoom(_) => return Err(Error::Full),
             }
         }
+    }
+
+    /// The usual message, one frame copied into the slots, when our copies of what the consumer took
+    /// leave room for it before the ring's end: written in a few steps. `false`: nothing written,
+    /// take the general way (which looks again and says why not).
+    #[inline]
+    fn try_send_small(&mut self, bytes: &[u8]) -> bool {
+        let cap = self.shared.cap();
+        let n = (RECORD_HEADER + bytes.len()).div_ceil(SLOT) as u64;
+        let end = self.tail + n;
+        let keep = u64::from(self.shared.local);
+        let fits = bytes.len() <= self.shared.inline_max
+            && slot_index(self.tail, cap) + n <= cap
+            && end + keep - self.head <= cap
+            && self.sent - self.taken < self.bound;
+        if !fits || self.shared.closed() & CONSUMER_CLOSED != 0 {
+            return false;
+        }
+        let word = self.write_record(self.tail, bytes.len() as u32, 0, n as u16, bytes);
+        self.publish(word, end);
+        true
     }
 
     /// Writes and publishes one message if its words (and slab runs) fit now; else says how many
@@ -1200,7 +1226,35 @@ impl Consumer {
     /// Hands the next message's frames, in order, to `each` (with whether more follow), without
     /// allocating: small frames are borrowed from the slots. `Ok(false)` if no message is there. On
     /// [`Error::Corrupt`], frames already handed over belong to a broken message: discard them.
+    #[inline]
     pub fn try_recv_with(&mut self, mut each: impl FnMut(Frame<'_>, bool)) -> Result<bool, Error> {
+        // The usual message, one frame copied into the slots, read in a few steps; anything else
+        // (nothing there included) takes the general way, which checks the same and more.
+        let head = self.head;
+        let word = self.shared.header(head).load(Ordering::Acquire);
+        let (len, flags, n) = (word as u32 as usize, (word >> 32) as u16, word >> 48);
+        let cap = self.shared.cap();
+        let plain = flags == 0
+            && n != 0
+            && slot_index(head, cap) + n <= cap
+            && len <= self.shared.inline_max
+            && RECORD_HEADER + len <= n as usize * SLOT;
+        if plain {
+            let at = self.shared.slot(head);
+            // SAFETY: the `len` bytes after the header lie within the record's `n` slots (checked
+            // just above), which do not wrap, and stay ours until `head` passes them (after `each`).
+            each(
+                Frame::Inline(unsafe { std::slice::from_raw_parts(at.add(RECORD_HEADER), len) }),
+                false,
+            );
+            self.taken_to(head + n);
+            return Ok(true);
+        }
+        self.recv_general(&mut each)
+    }
+
+    /// [`Consumer::try_recv_with`] for every message (and for no message).
+    fn recv_general(&mut self, mut each: impl FnMut(Frame<'_>, bool)) -> Result<bool, Error> {
         loop {
             if !self.has_message() {
                 self.publish();
@@ -1294,18 +1348,24 @@ impl Consumer {
                 break;
             }
         }
-        // The slots taken read 0 in the next lap until a record is written there.
-        for p in self.head..pos {
+        self.taken_to(pos);
+        Ok(true)
+    }
+
+    /// After a message that ends before slot `end`: its slots read 0 in the next lap until a record
+    /// is written there, and what we took is published once per step.
+    #[inline]
+    fn taken_to(&mut self, end: u64) {
+        for p in self.head..end {
             self.shared.header(p).store(0, Ordering::Relaxed);
         }
-        self.head = pos;
+        self.head = end;
         self.taken += 1;
         let (head, taken) = self.published;
-        if self.head - head >= cap / 4 || self.taken - taken >= self.step {
+        if self.head - head >= self.shared.cap() / 4 || self.taken - taken >= self.step {
             self.publish();
             self.stepped = true;
         }
-        Ok(true)
     }
 
     /// For a consumer that found no message ([`Consumer::has_message`]) and will not call

@@ -500,3 +500,45 @@ fn each_type_takes_its_own_action_at_the_high_water_mark() {
     let got: Vec<String> = (0..4).map(|_| sub.recv_string().unwrap()).collect();
     assert_eq!(got, ["0", "1", "2", "3"]);
 }
+
+// ---- The queue itself ------------------------------------------------------------------------------
+
+#[test]
+fn large_frames_cross_without_a_copy_and_small_ones_keep_their_frames() {
+    let ctx = Context::new();
+    let mut pull = bound(&ctx, SocketType::Pull, "zero-copy");
+    let mut push = connected(&ctx, SocketType::Push, "zero-copy");
+    let big = vec![9u8; 1 << 20];
+    let at = big.as_ptr();
+    push.send_multipart([Msg::from("small"), Msg::from(big), Msg::from("")])
+        .unwrap();
+    let got = pull.recv_multipart().unwrap();
+    assert_eq!(got.len(), 3);
+    assert_eq!(&got[0][..], b"small");
+    assert_eq!(
+        got[1].as_ptr(),
+        at,
+        "the 1 MiB body is the sender's own buffer"
+    );
+    assert!(got[2].is_empty());
+}
+
+#[test]
+fn a_queue_with_no_high_water_mark_grows_to_hold_what_is_sent() {
+    let ctx = Context::new();
+    let mut pull = socket(&ctx, SocketType::Pull);
+    pull.set_rcvhwm(0).unwrap();
+    pull.bind("inproc://unbounded").unwrap();
+    let mut push = socket(&ctx, SocketType::Push);
+    push.set_sndhwm(0).unwrap();
+    push.connect("inproc://unbounded").unwrap();
+    // Far more than the queue's first storage (16 slots) holds: it grows, and nothing blocks.
+    let n = 100_000u32;
+    for i in 0..n {
+        push.try_send(&i.to_le_bytes()[..]).unwrap();
+    }
+    for i in 0..n {
+        assert_eq!(&pull.recv().unwrap()[..], &i.to_le_bytes()[..]);
+    }
+    assert!(matches!(pull.try_recv(), Err(Error::WouldBlock)));
+}
