@@ -3,8 +3,10 @@
 //!
 //! A connection is two rings, one per direction. Small frames are copied into the ring's slots; large
 //! ones are copied once into a slab beside them and read in place by the receiver, whose [`bytes::Bytes`]
-//! gives the space back when dropped. See [`ring`] for the layout, the protocol and the rules for
-//! memory the other side can write.
+//! gives the space back when dropped. Within one process the same ring ([`local`]) is the queue of
+//! every zring pipe: bounded by a count of messages, large frames moved rather than copied, storage
+//! that grows as it is needed. See [`ring`] for the layout, the protocol and the rules for memory the
+//! other side can write.
 //!
 //! ```
 //! let (mut tx, mut rx) = zring_shm::channel(zring_shm::Config::default()).unwrap();

@@ -4,7 +4,7 @@
 //!
 //! | part | size | written by |
 //! |---|---|---|
-//! | control: header, `tail`, `head`, two futex words, `closed`, `ret_tail` (one cache line each) | 512 | both |
+//! | control: header, `head` and `taken`, two futex words, `closed`, `ret_tail`, CPUs (a cache line each) | 512 | both |
 //! | return ring: one `u64` per slab chunk (start and count of a slab run given back) | `chunks * 8` | consumer |
 //! | slots | `slots * 64` | producer |
 //! | slab | `chunks * chunk_size` | producer |
@@ -26,8 +26,14 @@
 //! after every message cost one more line moved between the cores per message: 14 M msgs/s of 64 B
 //! before, see `docs/PERFORMANCE.md`). Having read a message, the consumer sets the header word of
 //! each slot it took back to 0, so that a slot read in the next lap holds 0 or a new header, never
-//! the bytes of an older message. It stores `head` (release) in batches: when it has consumed a
-//! quarter of the ring, and before it waits; the producer reads `head` only when its copy says full.
+//! the bytes of an older message. It stores what it consumed, `taken` messages and then `head`
+//! slots (release), in batches: after a quarter of the ring (or, in a ring made by [`local`], a step
+//! of messages), and before it waits; the producer reads them only when its copies say full.
+//!
+//! Within one process ([`local`], the queue of every zring pipe): the ring is bounded by a count of
+//! messages, moves large frames (REF records hold a `Bytes`), grows by LINK records (the last record
+//! of a ring, naming a ring twice as large), and never sleeps on its futex; a ring shared with
+//! another process refuses both kinds of record as corrupt.
 //!
 //! Waiting: a side with nothing to do spins for a bounded time, then sets its futex word, issues a
 //! SeqCst fence, looks again, and sleeps on the word. A side that publishes issues a SeqCst fence and

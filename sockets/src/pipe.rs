@@ -1,9 +1,10 @@
 //! Pipes: the bounded queues between a socket and each of its peers.
 //!
-//! A pipe is two lock-free queues of whole messages, one each way. For `inproc://` the other end is the
-//! peer socket itself; for network transports it is a session on an I/O thread. A queue holds whole
-//! messages, so a multipart message is delivered all or nothing, and its capacity is the high-water mark
-//! in messages (libzmq counts messages, not frames).
+//! A pipe is two lock-free queues of whole messages, one each way, each a ring of `zring_shm` within
+//! this process ([`zring_shm::local`]; over `shm://`, the ring in memory shared with the peer's
+//! process). For `inproc://` the other end is the peer socket itself; for network transports it is a
+//! session on an I/O thread. A queue holds whole messages, so a multipart message is delivered all or
+//! nothing, and its capacity is the high-water mark in messages (libzmq counts messages, not frames).
 //!
 //! Wake-ups: each end has a [`Signal`]. A writer wakes the reader only when the reader has said it is
 //! parked; a reader that frees space in a queue that was full wakes the writer the same way.
