@@ -75,6 +75,20 @@ impl Parts {
         1 + self.rest.len()
     }
 
+    /// Calls `f` with the frames as a slice, with no vector made for a message of a few frames
+    /// (an envelope and a body).
+    pub(crate) fn with_frames<R>(&self, f: impl FnOnce(&[&Msg]) -> R) -> R {
+        if self.rest.len() < FEW_FRAMES {
+            let mut few = [&self.first; FEW_FRAMES];
+            for (slot, m) in few[1..].iter_mut().zip(&self.rest) {
+                *slot = m;
+            }
+            f(&few[..self.len()])
+        } else {
+            f(&self.frames().collect::<Vec<_>>())
+        }
+    }
+
     /// Puts `msg` in front.
     pub(crate) fn push_front(&mut self, msg: Msg) {
         let old = std::mem::replace(&mut self.first, msg);
@@ -429,17 +443,7 @@ impl Out {
     fn push(&self, m: Parts) -> Result<(), Parts> {
         match self {
             Out::Ring(tx) => {
-                let mut tx = tx.borrow_mut();
-                // The frames as a slice, without a vector for a message of a few (an envelope).
-                let mut few = [&m.first; FEW_FRAMES];
-                let sent = if m.rest.len() < FEW_FRAMES {
-                    for (slot, f) in few[1..].iter_mut().zip(&m.rest) {
-                        *slot = f;
-                    }
-                    tx.try_send_payloads(&few[..m.len()])
-                } else {
-                    tx.try_send_payloads(&m.frames().collect::<Vec<_>>())
-                };
+                let sent = m.with_frames(|frames| tx.borrow_mut().try_send_payloads(frames));
                 if went(sent) {
                     Ok(())
                 } else {
@@ -469,39 +473,41 @@ impl Out {
     }
 }
 
-/// A frame taken from a queue within this process as a `Msg`: a small one copied (inline), a large
-/// one the buffer the writer moved.
-fn frame_msg(frame: zring_shm::Frame<'_>) -> Msg {
-    match frame {
-        zring_shm::Frame::Inline(b) => Msg::copy_from_slice(b),
-        zring_shm::Frame::Large(b) => Msg::from(b),
-    }
+/// Takes the next message of a ring (within this process or shared with another) as `Msg`s: a
+/// small frame copied (inline), a large one the buffer the writer moved or the slab in place. Returns
+/// the first frame and whether more follow, if a message was there; hands the others, in order and
+/// with theirs, to `rest`.
+#[inline]
+pub(crate) fn take_message(
+    rx: &mut Consumer,
+    mut rest: impl FnMut(Msg, bool),
+) -> Result<Option<(Msg, bool)>, zring_shm::Error> {
+    let mut first = None;
+    let got = rx.try_recv_with(|frame, more| {
+        let msg = match frame {
+            zring_shm::Frame::Inline(b) => Msg::copy_from_slice(b),
+            zring_shm::Frame::Large(b) => Msg::from(b),
+        };
+        if first.is_none() {
+            first = Some((msg, more));
+        } else {
+            rest(msg, more);
+        }
+    })?;
+    Ok(first.filter(|_| got))
 }
 
-/// Takes the next message of a queue, frame by frame, each with whether more follow: the first
-/// through `first`, the others through `rest`. Returns what `first` made, if a message was there,
-/// and whether the reader should now look for a writer waiting for room (see [`In::pop`]).
+/// [`take_message`] from a queue within this process, which cannot break its rules: also says
+/// whether the reader should now look for a writer waiting for room (see [`In::pop`]).
 #[inline]
-fn take_from<R>(
-    rx: &RefCell<Consumer>,
-    mut first: impl FnMut(Msg, bool) -> R,
-    mut rest: impl FnMut(Msg, bool),
-) -> (Option<R>, bool) {
+fn take_from(rx: &RefCell<Consumer>, rest: impl FnMut(Msg, bool)) -> (Option<(Msg, bool)>, bool) {
     let mut rx = rx.borrow_mut();
     if !rx.has_message() {
         rx.idle();
         return (None, false);
     }
-    let mut head = None;
-    let got = rx.try_recv_with(|frame, more| {
-        let msg = frame_msg(frame);
-        if head.is_none() {
-            head = Some(first(msg, more));
-        } else {
-            rest(msg, more);
-        }
-    });
-    (head.filter(|_| matches!(got, Ok(true))), rx.stepped())
+    let first = take_message(&mut rx, rest).ok().flatten();
+    (first, rx.stepped())
 }
 
 impl In {
@@ -513,8 +519,8 @@ impl In {
         match self {
             In::Ring(rx) => {
                 let mut others = Vec::new();
-                let (first, look) = take_from(rx, |m, _| m, |m, _| others.push(m));
-                (first.map(|f| Parts::with_rest(f, others)), look)
+                let (first, look) = take_from(rx, |m, _| others.push(m));
+                (first.map(|(f, _)| Parts::with_rest(f, others)), look)
             }
             In::Conflated(q) => match q.pop() {
                 Some(m) => (Some(m), true),
@@ -528,11 +534,10 @@ impl In {
     #[inline]
     fn pop_frame(&self, rest: &mut VecDeque<Msg>) -> (Option<Msg>, bool) {
         match self {
-            In::Ring(rx) => take_from(
-                rx,
-                |m, more| m.with_more(more),
-                |m, more| rest.push_back(m.with_more(more)),
-            ),
+            In::Ring(rx) => {
+                let (first, look) = take_from(rx, |m, more| rest.push_back(m.with_more(more)));
+                (first.map(|(m, more)| m.with_more(more)), look)
+            }
             In::Conflated(_) => {
                 let (parts, look) = self.pop();
                 (parts.map(|p| p.into_first(rest)), look)

@@ -36,13 +36,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use zring_engine::EventFd;
 use zring_shm::link::{self, Ended};
-use zring_shm::{Closer, Config, Consumer, Frame, Producer, Region};
+use zring_shm::{Closer, Config, Consumer, Payload, Producer, Region};
 
 use super::session::SocketLink;
 use crate::error::{Error, Result};
 use crate::monitor::{DisconnectReason, MonitorEvent, SharedHub};
 use crate::msg::Msg;
-use crate::pipe::{Command, Parts, PeerMeta, PipeEnd};
+use crate::pipe::{take_message, Command, Parts, PeerMeta, PipeEnd};
 use crate::SocketType;
 
 const MAGIC: &[u8; 5] = b"ZRSHM";
@@ -189,13 +189,7 @@ impl ShmEnd {
     }
 
     pub(crate) fn try_send(&self, msg: Parts) -> std::result::Result<(), Parts> {
-        let sent = if msg.len() == 1 {
-            self.send_frames(&[&msg.first()[..]])
-        } else {
-            let frames: Vec<&[u8]> = msg.frames().map(|m| &m[..]).collect();
-            self.send_frames(&frames)
-        };
-        if sent {
+        if msg.with_frames(|frames| self.send_frames(frames)) {
             Ok(())
         } else {
             Err(msg)
@@ -205,8 +199,8 @@ impl ShmEnd {
     /// Writes the message of `frames` into the ring; `false` if it must wait for room. A message
     /// that can never fit is dropped and counted; one for a peer that is gone (or broke the ring)
     /// goes with the connection, as over tcp.
-    pub(crate) fn send_frames(&self, frames: &[&[u8]]) -> bool {
-        match self.tx.borrow_mut().try_send(frames) {
+    pub(crate) fn send_frames<P: Payload>(&self, frames: &[P]) -> bool {
+        match self.tx.borrow_mut().try_send_payloads(frames) {
             Ok(()) => true,
             Err(zring_shm::Error::Full) => self.broken.load(Ordering::Relaxed),
             Err(zring_shm::Error::TooLarge(_)) => {
@@ -240,21 +234,10 @@ impl ShmEnd {
         if self.broken.load(Ordering::Relaxed) {
             return None;
         }
-        let mut first: Option<Msg> = None;
-        let got = self.rx.borrow_mut().try_recv_with(|frame, more| {
-            let m = match frame {
-                Frame::Inline(b) => Msg::copy_from_slice(b),
-                Frame::Large(b) => Msg::from(b),
-            };
-            if first.is_none() {
-                first = Some(m.with_more(more));
-            } else {
-                rest(m.with_more(more));
-            }
-        });
+        let got = take_message(&mut self.rx.borrow_mut(), |m, more| rest(m.with_more(more)));
         match got {
-            Ok(true) => first,
-            Ok(false) | Err(zring_shm::Error::Closed) => None,
+            Ok(first) => first.map(|(m, more)| m.with_more(more)),
+            Err(zring_shm::Error::Closed) => None,
             Err(e) => {
                 self.break_off(e.to_string());
                 None
