@@ -364,15 +364,31 @@ impl ZmqRs {
         .expect("zmq.rs receives")
     }
 
-    fn send_message(&mut self, m: zeromq::ZmqMessage) {
+    /// Sends `m`. A zmq.rs socket with no peer yet hands the message back instead of queueing it (a
+    /// bound PUSH may be asked to send before the runtime has accepted the client's connection), so
+    /// it is offered again, with the runtime driven in between, for up to `PEER_WAIT`.
+    fn send_message(&mut self, mut m: zeromq::ZmqMessage) {
         use zeromq::SocketSend;
+        const PEER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
         let ZmqRs { rt, socket } = self;
+        let deadline = std::time::Instant::now() + PEER_WAIT;
         rt.block_on(async {
-            match socket {
-                ZmqRsSocket::Req(s) => s.send(m).await,
-                ZmqRsSocket::Rep(s) => s.send(m).await,
-                ZmqRsSocket::Push(s) => s.send(m).await,
-                ZmqRsSocket::Pull(_) => unreachable!("PULL does not send"),
+            loop {
+                let sent = match socket {
+                    ZmqRsSocket::Req(s) => s.send(m).await,
+                    ZmqRsSocket::Rep(s) => s.send(m).await,
+                    ZmqRsSocket::Push(s) => s.send(m).await,
+                    ZmqRsSocket::Pull(_) => unreachable!("PULL does not send"),
+                };
+                match sent {
+                    Err(zeromq::ZmqError::ReturnToSender { message, .. })
+                        if std::time::Instant::now() < deadline =>
+                    {
+                        m = message;
+                        tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+                    }
+                    other => break other,
+                }
             }
         })
         .expect("zmq.rs sends");
