@@ -49,6 +49,20 @@ impl Msg {
         }
     }
 
+    /// Makes this frame a copy of `data`, with no `more` flag: in place when the frame is inline and
+    /// `data` fits inline (a receiver fills the frame it returns, rather than moving one about).
+    pub(crate) fn assign(&mut self, data: &[u8]) {
+        self.more = false;
+        if let Body::Inline { len, buf } = &mut self.body {
+            if let (Some(dst), Ok(l)) = (buf.get_mut(..data.len()), u8::try_from(data.len())) {
+                dst.copy_from_slice(data);
+                *len = l;
+                return;
+            }
+        }
+        *self = Msg::copy_from_slice(data);
+    }
+
     /// A frame over static data, without copying.
     pub fn from_static(data: &'static [u8]) -> Msg {
         Msg::from(Bytes::from_static(data))
@@ -289,6 +303,25 @@ impl IntoMsg for &Vec<u8> {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_assigned_a_copy_holds_exactly_it_and_no_more_flag() {
+        let mut m = Msg::from("a longer inline body").with_more(true);
+        m.assign(b"short");
+        assert_eq!(&m[..], b"short");
+        assert!(!m.more());
+        assert!(matches!(m.body, Body::Inline { len: 5, .. }));
+        let big = vec![9u8; INLINE_CAP + 1];
+        m.assign(&big);
+        assert_eq!(&m[..], &big[..]);
+        assert!(
+            matches!(m.body, Body::Shared(_)),
+            "too large to keep inline"
+        );
+        m.assign(b"");
+        assert!(m.is_empty());
+        assert!(matches!(m.body, Body::Inline { len: 0, .. }));
+    }
 
     #[test]
     fn small_bodies_are_inline_and_large_ones_shared_without_copy() {

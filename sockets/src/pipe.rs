@@ -473,41 +473,51 @@ impl Out {
     }
 }
 
-/// Takes the next message of a ring (within this process or shared with another) as `Msg`s: a
-/// small frame copied (inline), a large one the buffer the writer moved or the slab in place. Returns
-/// the first frame and whether more follow, if a message was there; hands the others, in order and
-/// with theirs, to `rest`.
+/// Takes the next message of a ring (within this process or shared with another) as `Msg`s: its
+/// first frame into `first` (with its `more` flag), the others, in order and with theirs, to `rest`;
+/// `Ok(false)` if no message was there. Filling the caller's frame in place spares the receiver
+/// the moves of a frame through each layer that hands it on.
 #[inline]
 pub(crate) fn take_message(
     rx: &mut Consumer,
+    first: &mut Msg,
     mut rest: impl FnMut(Msg, bool),
-) -> Result<Option<(Msg, bool)>, zring_shm::Error> {
-    let mut first = None;
+) -> Result<bool, zring_shm::Error> {
+    let mut filled = false;
     let got = rx.try_recv_with(|frame, more| {
-        let msg = match frame {
-            zring_shm::Frame::Inline(b) => Msg::copy_from_slice(b),
-            zring_shm::Frame::Large(b) => Msg::from(b),
-        };
-        if first.is_none() {
-            first = Some((msg, more));
-        } else {
-            rest(msg, more);
+        if filled {
+            rest(frame_msg(frame), more);
+            return;
         }
+        match frame {
+            zring_shm::Frame::Inline(b) => first.assign(b),
+            zring_shm::Frame::Large(b) => *first = Msg::from(b),
+        }
+        first.set_more(more);
+        filled = true;
     })?;
-    Ok(first.filter(|_| got))
+    Ok(got && filled)
 }
 
-/// [`take_message`] from a queue within this process, which cannot break its rules: also says
-/// whether the reader should now look for a writer waiting for room (see [`In::pop`]).
+fn frame_msg(frame: zring_shm::Frame<'_>) -> Msg {
+    match frame {
+        zring_shm::Frame::Inline(b) => Msg::copy_from_slice(b),
+        zring_shm::Frame::Large(b) => Msg::from(b),
+    }
+}
+
+/// [`take_message`] from a queue within this process, which cannot break its rules: whether a
+/// message was taken, and whether the reader should now look for a writer waiting for room (see
+/// [`In::pop`]).
 #[inline]
-fn take_from(rx: &RefCell<Consumer>, rest: impl FnMut(Msg, bool)) -> (Option<(Msg, bool)>, bool) {
+fn take_from(rx: &RefCell<Consumer>, first: &mut Msg, rest: impl FnMut(Msg, bool)) -> (bool, bool) {
     let mut rx = rx.borrow_mut();
     if !rx.has_message() {
         rx.idle();
-        return (None, false);
+        return (false, false);
     }
-    let first = take_message(&mut rx, rest).ok().flatten();
-    (first, rx.stepped())
+    let got = take_message(&mut rx, first, rest).unwrap_or(false);
+    (got, rx.stepped())
 }
 
 impl In {
@@ -518,9 +528,11 @@ impl In {
     fn pop(&self) -> (Option<Parts>, bool) {
         match self {
             In::Ring(rx) => {
+                let mut first = Msg::new();
                 let mut others = Vec::new();
-                let (first, look) = take_from(rx, |m, _| others.push(m));
-                (first.map(|(f, _)| Parts::with_rest(f, others)), look)
+                let (got, look) = take_from(rx, &mut first, |m, _| others.push(m));
+                first.set_more(false);
+                (got.then(|| Parts::with_rest(first, others)), look)
             }
             In::Conflated(q) => match q.pop() {
                 Some(m) => (Some(m), true),
@@ -529,19 +541,19 @@ impl In {
         }
     }
 
-    /// [`In::pop`] frame by frame: the first frame, the others (with their `more` flags) appended
-    /// to `rest`.
+    /// [`In::pop`] frame by frame: the first frame into `first`, the others (with their `more`
+    /// flags) appended to `rest`; whether a message was there, and whether to look for the writer.
     #[inline]
-    fn pop_frame(&self, rest: &mut VecDeque<Msg>) -> (Option<Msg>, bool) {
+    fn pop_frame(&self, first: &mut Msg, rest: &mut VecDeque<Msg>) -> (bool, bool) {
         match self {
-            In::Ring(rx) => {
-                let (first, look) = take_from(rx, |m, more| rest.push_back(m.with_more(more)));
-                (first.map(|(m, more)| m.with_more(more)), look)
-            }
-            In::Conflated(_) => {
-                let (parts, look) = self.pop();
-                (parts.map(|p| p.into_first(rest)), look)
-            }
+            In::Ring(rx) => take_from(rx, first, |m, more| rest.push_back(m.with_more(more))),
+            In::Conflated(_) => match self.pop() {
+                (Some(parts), look) => {
+                    *first = parts.into_first(rest);
+                    (true, look)
+                }
+                (None, look) => (false, look),
+            },
         }
     }
 
@@ -792,14 +804,14 @@ impl PipeEnd {
         }
     }
 
-    /// [`PipeEnd::try_recv`] frame by frame: the first frame of the next message, its others (with
-    /// their `more` flags) appended to `rest`. Over shm the frames become `Msg`s straight from the
-    /// ring, with no message around them.
+    /// [`PipeEnd::try_recv`] frame by frame: the first frame of the next message into `first`, its
+    /// others (with their `more` flags) appended to `rest`; `false` if none was there. The frames
+    /// become `Msg`s straight from the ring, with no message around them.
     #[inline]
-    pub(crate) fn try_recv_frame(&self, rest: &mut VecDeque<Msg>) -> Option<Msg> {
+    pub(crate) fn try_recv_frame(&self, first: &mut Msg, rest: &mut VecDeque<Msg>) -> bool {
         match &self.way {
-            Way::Local(l) => l.try_recv_frame(rest),
-            Way::Shm(s) => s.try_recv_frame(rest),
+            Way::Local(l) => l.try_recv_frame(first, rest),
+            Way::Shm(s) => s.try_recv_frame(first, rest),
         }
     }
 
@@ -1021,10 +1033,10 @@ impl Local {
 
     /// [`Local::try_recv`] frame by frame (see [`PipeEnd::try_recv_frame`]).
     #[inline]
-    fn try_recv_frame(&self, rest: &mut VecDeque<Msg>) -> Option<Msg> {
-        let (msg, look) = self.inq.pop_frame(rest);
-        self.after_take(look, msg.is_none());
-        msg
+    fn try_recv_frame(&self, first: &mut Msg, rest: &mut VecDeque<Msg>) -> bool {
+        let (got, look) = self.inq.pop_frame(first, rest);
+        self.after_take(look, !got);
+        got
     }
 
     /// After a take that told the writer what was taken (`look`), or a look that found nothing

@@ -783,7 +783,8 @@ impl Socket {
         if let Some(m) = self.pop_inbox() {
             return Ok(m);
         }
-        if let Some(m) = self.recv_plain() {
+        let mut m = Msg::new();
+        if self.recv_plain(&mut m) {
             return Ok(m);
         }
         // The first frame goes to the caller at once; only the frames after it wait here.
@@ -792,15 +793,16 @@ impl Socket {
     }
 
     /// The short way in: the next frame of the one peer of a socket that only fair-queues what it
-    /// receives (PULL, DEALER, PAIR), taken from its queue past the pattern, if one is there (the
-    /// message's other frames wait in `receiving`).
+    /// receives (PULL, DEALER, PAIR), taken from its queue past the pattern into `first`, if one is
+    /// there (the message's other frames wait in `receiving`).
     #[inline]
-    fn recv_plain(&mut self) -> Option<Msg> {
+    fn recv_plain(&mut self, first: &mut Msg) -> bool {
         if !self.plain_queue || self.waiter.signal.has_mail() {
-            return None;
+            return false;
         }
-        let pipe = self.pipes.only()?;
-        pipe.try_recv_frame(&mut self.receiving)
+        self.pipes
+            .only()
+            .is_some_and(|pipe| pipe.try_recv_frame(first, &mut self.receiving))
     }
 
     /// The oldest message of the inbox that the pattern accepts (the others are dropped, as a SUB

@@ -216,31 +216,35 @@ impl ShmEnd {
     }
 
     pub(crate) fn try_recv(&self) -> Option<Parts> {
+        let mut first = Msg::new();
         let mut rest = Vec::new();
-        let first = self.recv_frames(|m| rest.push(m))?;
-        Some(Parts::with_rest(first, rest))
+        let got = self.recv_frames(&mut first, |m| rest.push(m));
+        first.set_more(false);
+        got.then(|| Parts::with_rest(first, rest))
     }
 
     /// [`ShmEnd::try_recv`] frame by frame (see `PipeEnd::try_recv_frame`).
     #[inline]
-    pub(crate) fn try_recv_frame(&self, rest: &mut VecDeque<Msg>) -> Option<Msg> {
-        self.recv_frames(|m| rest.push_back(m))
+    pub(crate) fn try_recv_frame(&self, first: &mut Msg, rest: &mut VecDeque<Msg>) -> bool {
+        self.recv_frames(first, |m| rest.push_back(m))
     }
 
-    /// Takes the next message from the ring: returns its first frame and hands the others, in
-    /// order and with their `more` flags, to `rest`.
+    /// Takes the next message from the ring: its first frame into `first`, the others, in order
+    /// and with their `more` flags, to `rest`; `false` if none was there.
     #[inline]
-    fn recv_frames(&self, mut rest: impl FnMut(Msg)) -> Option<Msg> {
+    fn recv_frames(&self, first: &mut Msg, mut rest: impl FnMut(Msg)) -> bool {
         if self.broken.load(Ordering::Relaxed) {
-            return None;
+            return false;
         }
-        let got = take_message(&mut self.rx.borrow_mut(), |m, more| rest(m.with_more(more)));
+        let got = take_message(&mut self.rx.borrow_mut(), first, |m, more| {
+            rest(m.with_more(more))
+        });
         match got {
-            Ok(first) => first.map(|(m, more)| m.with_more(more)),
-            Err(zring_shm::Error::Closed) => None,
+            Ok(got) => got,
+            Err(zring_shm::Error::Closed) => false,
             Err(e) => {
                 self.break_off(e.to_string());
-                None
+                false
             }
         }
     }
