@@ -491,7 +491,7 @@ pub(crate) fn take_message(
         }
         match frame {
             zring_shm::Frame::Inline(b) => first.assign(b),
-            zring_shm::Frame::Large(b) => *first = Msg::from(b),
+            large => *first = frame_msg(large),
         }
         first.set_more(more);
         filled = true;
@@ -499,6 +499,8 @@ pub(crate) fn take_message(
     Ok(got && filled)
 }
 
+/// A frame of a ring as a `Msg`: a small one copied (inline), a large one the buffer the writer
+/// moved or the slab in place.
 fn frame_msg(frame: zring_shm::Frame<'_>) -> Msg {
     match frame {
         zring_shm::Frame::Inline(b) => Msg::copy_from_slice(b),

@@ -218,8 +218,8 @@ fn a_corrupt_ring_header_or_ring_is_refused_and_others_keep_working() {
         "{failed:?}"
     );
 
-    // 2. A peer that connects properly, sends, then writes a garbage record where its next message
-    // goes.
+    // 2. A peer that connects properly, sends, then breaks the last record of a three-frame message:
+    // nothing of that message may come out (its first two frames were good).
     let (region, memfd) = zring_shm::Region::shared(total).unwrap();
     let region = std::sync::Arc::new(region);
     let cfg = zring_shm::Config {
@@ -236,18 +236,21 @@ fn a_corrupt_ring_header_or_ring_is_refused_and_others_keep_working() {
     assert_eq!(fds.len(), 1, "with the binder's eventfd");
     tx.try_send(&[b"before the garbage"]).unwrap();
     assert_eq!(pull.recv_string().unwrap(), "before the garbage");
+    tx.try_send(&[b"first", b"second", b"third"]).unwrap();
     // The slots follow the control block (512 bytes) and the return ring (8 bytes per chunk); the
-    // first message took slot 0, so slot 1 is read next: a record of 65535 slots, past the ring's end.
+    // first message took slot 0, the next one's frames slots 1, 2 and 3: the third becomes a record
+    // of 65535 slots, past the ring's end.
     // SAFETY: the map covers the memfd, which is sealed against shrinking; the other side treats
     // its contents as untrusted, which is what this test checks.
     let mut map = unsafe { memmap2::MmapMut::map_mut(&std::fs::File::from(memfd)).unwrap() };
-    let next = 512 + 256 * 8 + 64;
+    let next = 512 + 256 * 8 + 3 * 64;
     map[next..next + 8].copy_from_slice(&(0xFFFFu64 << 48 | 1).to_le_bytes());
     map.flush().unwrap();
     let mut binder_wake = std::fs::File::from(fds.into_iter().next().unwrap());
     binder_wake.write_all(&1u64.to_ne_bytes()).unwrap();
     pull.set_rcvtimeo(Some(Duration::from_millis(50))).unwrap();
     assert!(pull.recv().is_err(), "nothing comes out of a broken ring");
+    assert!(pull.recv().is_err(), "nor any frame of the broken message");
     let broken = next_event(&monitor, |e| matches!(e, MonitorEvent::Disconnected { .. }));
     assert!(
         matches!(&broken, MonitorEvent::Disconnected { reason: DisconnectReason::SharedMemory(why), .. } if why.contains("record of 65535 slots")),

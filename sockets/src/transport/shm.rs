@@ -223,10 +223,16 @@ impl ShmEnd {
         got.then(|| Parts::with_rest(first, rest))
     }
 
-    /// [`ShmEnd::try_recv`] frame by frame (see `PipeEnd::try_recv_frame`).
+    /// [`ShmEnd::try_recv`] frame by frame (see `PipeEnd::try_recv_frame`). The frames of a message
+    /// that a broken ring cut short are taken back from `rest`: nothing of it is delivered.
     #[inline]
     pub(crate) fn try_recv_frame(&self, first: &mut Msg, rest: &mut VecDeque<Msg>) -> bool {
-        self.recv_frames(first, |m| rest.push_back(m))
+        let before = rest.len();
+        let got = self.recv_frames(first, |m| rest.push_back(m));
+        if !got {
+            rest.truncate(before);
+        }
+        got
     }
 
     /// Takes the next message from the ring: its first frame into `first`, the others, in order
