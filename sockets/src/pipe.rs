@@ -57,9 +57,13 @@ impl Parts {
         }
     }
 
-    /// The frames `first` and then `rest`.
+    /// The frames `first` (whatever its `more` flag said, as a frame taken from a ring) and then
+    /// `rest`.
     pub(crate) fn with_rest(first: Msg, rest: Vec<Msg>) -> Parts {
-        Parts { first, rest }
+        Parts {
+            first: first.with_more(false),
+            rest,
+        }
     }
 
     pub(crate) fn first(&self) -> &Msg {
@@ -508,14 +512,23 @@ fn frame_msg(frame: zring_shm::Frame<'_>) -> Msg {
     }
 }
 
+/// Whether a queue within this process has no message; if so, the writer is told what was taken.
+#[inline]
+fn found_empty(rx: &mut Consumer) -> bool {
+    let empty = !rx.has_message();
+    if empty {
+        rx.idle();
+    }
+    empty
+}
+
 /// [`take_message`] from a queue within this process, which cannot break its rules: whether a
 /// message was taken, and whether the reader should now look for a writer waiting for room (see
 /// [`In::pop`]).
 #[inline]
 fn take_from(rx: &RefCell<Consumer>, first: &mut Msg, rest: impl FnMut(Msg, bool)) -> (bool, bool) {
     let mut rx = rx.borrow_mut();
-    if !rx.has_message() {
-        rx.idle();
+    if found_empty(&mut rx) {
         return (false, false);
     }
     let got = take_message(&mut rx, first, rest).unwrap_or(false);
@@ -533,7 +546,6 @@ impl In {
                 let mut first = Msg::new();
                 let mut others = Vec::new();
                 let (got, look) = take_from(rx, &mut first, |m, _| others.push(m));
-                first.set_more(false);
                 (got.then(|| Parts::with_rest(first, others)), look)
             }
             In::Conflated(q) => match q.pop() {
@@ -563,14 +575,7 @@ impl In {
     /// [`In::pop`] that finds nothing).
     fn is_empty(&self) -> bool {
         match self {
-            In::Ring(rx) => {
-                let mut rx = rx.borrow_mut();
-                let empty = !rx.has_message();
-                if empty {
-                    rx.idle();
-                }
-                empty
-            }
+            In::Ring(rx) => found_empty(&mut rx.borrow_mut()),
             In::Conflated(q) => q.is_empty(),
         }
     }

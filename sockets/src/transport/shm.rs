@@ -218,9 +218,8 @@ impl ShmEnd {
     pub(crate) fn try_recv(&self) -> Option<Parts> {
         let mut first = Msg::new();
         let mut rest = Vec::new();
-        let got = self.recv_frames(&mut first, |m| rest.push(m));
-        first.set_more(false);
-        got.then(|| Parts::with_rest(first, rest))
+        self.recv_frames(&mut first, |m| rest.push(m))
+            .then(|| Parts::with_rest(first, rest))
     }
 
     /// [`ShmEnd::try_recv`] frame by frame (see `PipeEnd::try_recv_frame`). The frames of a message
