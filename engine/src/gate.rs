@@ -16,6 +16,15 @@
 //!   a new batch wakes nobody; the socket's thread writes each batch when it is full or before it
 //!   waits ([`Gate::flush_stream`]), and the I/O thread looks every [`STREAM_TAIL`] for a batch left
 //!   behind, so that on a core the two threads share, the sender is not preempted once a batch.
+//! - **Write leases** ([`Lease`]): in stream mode, once the socket's thread has written a batch of its
+//!   own and nothing else waits, it is granted a lease: a byte ring of its own ([`rtrb`]) into which
+//!   it encodes each small message without the gate's lock; the lock is taken once a batch, to write
+//!   the ring's bytes ([`Gate::lease_send`]). Whoever writes the stream under the lock (the socket's
+//!   thread, or the I/O thread at its looks) writes the ring's bytes before anything the codec holds,
+//!   and nothing is written directly while the ring holds any. The I/O thread revokes the lease when
+//!   stream mode ends, or the stream does; the socket's thread hands it back, under the lock, at its
+//!   next send (or when it drops it), and until then the I/O thread keeps looking at the ring, so
+//!   that a message appended as the lease ended is not left behind.
 //! - **Direct reads** ([`DirectReader`]): a socket whose thread waits in `recv` on this one stream takes
 //!   the *read lease*: it polls the stream itself and runs the codec and the session on what arrives,
 //!   so a message goes from the kernel to the caller on one thread, as with a bare socket. While the
@@ -24,11 +33,14 @@
 //!   answered) while the application is busy elsewhere.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use rtrb::{Consumer, CopyToUninit, Producer, RingBuffer};
 use zring_zmtp::{encode_header, flags, Connection, EventRef, FrameView, Transmit, MAX_HEADER_LEN};
 
 use crate::session::Session;
@@ -131,6 +143,23 @@ pub(crate) struct Inner {
     /// batched or left over): a small message soon after follows the stream it ended.
     opened_at: Option<Instant>,
     reader: Reader,
+    /// The consuming end of the write lease's ring, once one was granted.
+    ring: Option<Consumer<u8>>,
+    /// The stream whose bytes the ring holds (its `generation`; 0: none, and what it holds is
+    /// dropped at the next grant).
+    ring_gen: u64,
+    /// Octets taken from the ring so far, and where its end was at the I/O thread's last look: bytes
+    /// still there from before that look have waited a look's interval.
+    ring_taken: u64,
+    ring_mark: u64,
+    /// A lease is out and not handed back (its holder may still append).
+    lease_out: bool,
+    /// The granted lease's stream (0: none granted), shared with the holder, which reads it before
+    /// each message; set to 0 to revoke.
+    grant: Arc<AtomicU64>,
+    /// The interval of the I/O thread's looks at a revoked lease that is not handed back (doubling
+    /// up to [`REVOKED_LOOK_MAX`]).
+    revoked_look: Duration,
     /// How the stream failed while the socket's thread read it; the I/O thread closes it.
     pub(crate) failure: Option<Failure>,
     /// The unused part of the last read buffer.
@@ -143,6 +172,26 @@ pub struct Gate {
     inner: Mutex<Inner>,
     /// Schedules the connection on its I/O thread.
     waker: Waker,
+    /// The same as `Inner::grant`, read without the lock.
+    grant: Arc<AtomicU64>,
+}
+
+/// A write lease on one stream, held by the socket's thread (see the module's documentation): the
+/// producing end of the stream's byte ring, and the stream it was granted for.
+#[derive(Debug)]
+pub struct Lease {
+    tx: Producer<u8>,
+    /// The stream it was granted for; 0 while it is not granted.
+    generation: u64,
+    /// Octets appended since the last attempt to write the ring.
+    unflushed: usize,
+}
+
+impl Lease {
+    /// Whether the lease is granted (as far as its holder knows: a revoked one ends at its next use).
+    pub fn is_live(&self) -> bool {
+        self.generation != 0
+    }
 }
 
 impl std::fmt::Debug for Gate {
@@ -178,10 +227,17 @@ const STREAM_MIN: usize = 8 * 1024;
 /// wrote (a stream whose sender was held up, by that thread among others): it is batched too, not
 /// written alone.
 const REOPENED: Duration = Duration::from_micros(10);
+/// The room of a write lease's ring: as much as may wait for the stream ([`BATCH_LIMIT`]).
+const LEASE_RING: usize = BATCH_LIMIT;
+/// The longest interval of the I/O thread's looks at a revoked lease not handed back yet: what its
+/// holder appended as it ended is written within it.
+const REVOKED_LOOK_MAX: Duration = Duration::from_millis(10);
 
 impl Gate {
     pub(crate) fn new(session: Box<dyn Session>, waker: Waker) -> Gate {
+        let grant = Arc::new(AtomicU64::new(0));
         Gate {
+            grant: Arc::clone(&grant),
             inner: Mutex::new(Inner {
                 session,
                 codec: None,
@@ -199,6 +255,13 @@ impl Gate {
                 stream_look: None,
                 idle_looks: 0,
                 reader: Reader::Engine,
+                ring: None,
+                ring_gen: 0,
+                ring_taken: 0,
+                ring_mark: 0,
+                lease_out: false,
+                grant,
+                revoked_look: STREAM_TAIL,
                 failure: None,
                 buf: BytesMut::new(),
             }),
@@ -224,12 +287,17 @@ impl Gate {
     ///
     /// What the kernel does not take of a write is kept for the I/O thread by reference to the frames
     /// `owned` gives (the same frames), not copied.
+    ///
+    /// When the socket's thread wrote a batch itself in stream mode and nothing else waits, `lease`
+    /// is granted (made, the first time): the next small messages go through
+    /// [`Gate::lease_send`].
     pub fn try_write(
         &self,
         frames: &[&[u8]],
         owned: impl FnOnce() -> Vec<Bytes>,
         queue_empty: impl FnOnce() -> bool,
         isolated: impl FnOnce(Instant) -> bool,
+        lease: &mut Option<Lease>,
     ) -> Direct {
         if frames.is_empty() || frames.len() > DIRECT_FRAMES {
             return Direct::Closed;
@@ -241,8 +309,11 @@ impl Gate {
             return Direct::Closed;
         }
         let small = frames.iter().all(|f| f.len() <= BATCH_BODY);
+        // Nothing goes alone past bytes in a lease's ring.
+        let ring_empty = s.ring_len() == 0;
         // In stream mode, with nothing batched nor being written, a message may go alone too.
         let stream_gap = !s.open
+            && ring_empty
             && s.stream
             && s.writer_idle
             && s.leftover.is_empty()
@@ -250,7 +321,7 @@ impl Gate {
                 .as_ref()
                 .is_some_and(|c| c.is_ready() && !c.wants_write());
         let mut now = None;
-        if s.open || stream_gap {
+        if (s.open && ring_empty) || stream_gap {
             if !small {
                 return s.write_now(frames, owned);
             }
@@ -296,6 +367,9 @@ impl Gate {
             if enter {
                 s.enter_stream(now);
             }
+            if !left {
+                s.grant(lease);
+            }
             left || enter
         } else {
             was_empty && !s.stream
@@ -314,14 +388,197 @@ impl Gate {
         let Ok(mut s) = self.inner.try_lock() else {
             return;
         };
-        let pending = s.codec.as_ref().is_some_and(Connection::wants_write);
-        if !s.stream || !pending || !s.writer_idle || !s.leftover.is_empty() || s.fd < 0 {
+        let ring = s.ring_len() > 0;
+        let pending = ring || s.codec.as_ref().is_some_and(Connection::wants_write);
+        if !(s.stream || ring) || !pending || !s.writer_idle || !s.leftover.is_empty() || s.fd < 0 {
             return;
         }
         let (left, _) = s.write_own_batch();
         drop(s);
         if left {
             self.waker.wake();
+        }
+    }
+
+    /// Sends one small message through the write lease `lease` (see the module's documentation): its
+    /// frames, encoded, into the lease's ring, without the gate's lock; once a batch
+    /// ([`BATCH_WRITE`]) has gathered, the ring is written if the I/O thread has no write under
+    /// way. `false` if the message cannot go this way (the lease was revoked, the message is not
+    /// small, the ring is full): the lease is then handed back, and the message takes the usual
+    /// way, behind what the ring holds.
+    pub fn lease_send(&self, lease: &mut Lease, frames: &[&[u8]]) -> bool {
+        if self.grant.load(Ordering::Acquire) != lease.generation
+            || frames.is_empty()
+            || frames.len() > DIRECT_FRAMES
+        {
+            self.end_lease(lease);
+            return false;
+        }
+        if frames.iter().any(|f| f.len() > BATCH_BODY) {
+            self.end_lease(lease);
+            return false;
+        }
+        let total = match frames {
+            // The common case, without the headers of sixteen frames to set up.
+            [body] => {
+                let mut header = [0u8; MAX_HEADER_LEN];
+                let mut room = &mut header[..];
+                encode_header(&mut room, body.len(), 0);
+                let len = MAX_HEADER_LEN - room.len();
+                let header = header.get(..len).unwrap_or_default();
+                self.lease_append(lease, len + body.len(), [header, body].into_iter())
+            }
+            _ => {
+                let (headers, total) = Headers::new(frames);
+                let parts = headers.iter().zip(frames).flat_map(|(h, f)| [h, *f]);
+                self.lease_append(lease, total, parts)
+            }
+        };
+        let Some(total) = total else {
+            self.end_lease(lease);
+            return false;
+        };
+        lease.unflushed += total;
+        if lease.unflushed >= BATCH_WRITE {
+            self.flush_lease(lease);
+        }
+        true
+    }
+
+    /// Appends `parts`, `total` octets together, to the lease's ring as one piece (the ring's reader
+    /// never sees part of it); when the ring has no room, it is written first if it can be.
+    /// `None`: no room.
+    #[inline]
+    fn lease_append<'a>(
+        &self,
+        lease: &mut Lease,
+        total: usize,
+        parts: impl Iterator<Item = &'a [u8]>,
+    ) -> Option<usize> {
+        let chunk = match lease.tx.write_chunk_uninit(total) {
+            Ok(chunk) => chunk,
+            Err(_) => {
+                self.flush_lease(lease);
+                lease.tx.write_chunk_uninit(total).ok()?
+            }
+        };
+        let mut chunk = chunk;
+        fill(chunk.as_mut_slices(), parts);
+        // SAFETY: `fill` wrote every one of the chunk's `total` octets: the parts are exactly that
+        // long (`total` was summed over the same parts).
+        unsafe { chunk.commit_all() };
+        Some(total)
+    }
+
+    /// Writes what the lease's ring holds, if the I/O thread has no write under way (the socket's
+    /// thread, once a batch and before it waits); else the I/O thread takes it with its next write.
+    pub fn flush_lease(&self, lease: &mut Lease) {
+        lease.unflushed = 0;
+        let Ok(mut s) = self.inner.try_lock() else {
+            return;
+        };
+        if s.ring_gen != lease.generation || s.fd < 0 || !s.writer_idle || !s.leftover.is_empty() {
+            return;
+        }
+        let left = s.write_ring();
+        drop(s);
+        if left {
+            self.waker.wake();
+        }
+    }
+
+    /// Hands `lease` back (its holder sends no more through it): under the lock, so that whoever
+    /// writes next sees everything it appended, which goes first; written now if the I/O thread has
+    /// no write under way, else left to it.
+    pub fn end_lease(&self, lease: &mut Lease) {
+        let generation = std::mem::replace(&mut lease.generation, 0);
+        lease.unflushed = 0;
+        if generation == 0 {
+            return;
+        }
+        let mut s = self.lock();
+        if s.ring_gen == generation {
+            s.lease_out = false;
+        }
+        if s.ring_len() == 0 {
+            return;
+        }
+        let left = if s.fd >= 0 && s.writer_idle && s.leftover.is_empty() {
+            s.write_ring()
+        } else {
+            true
+        };
+        drop(s);
+        if left {
+            self.waker.wake();
+        }
+    }
+}
+
+/// The frame headers of a message of at most [`DIRECT_FRAMES`] frames (MORE on all but the last).
+struct Headers {
+    bytes: [[u8; MAX_HEADER_LEN]; DIRECT_FRAMES],
+    lens: [usize; DIRECT_FRAMES],
+    count: usize,
+}
+
+impl Headers {
+    /// The headers of `frames`, and the length of the message on the wire.
+    fn new(frames: &[&[u8]]) -> (Headers, usize) {
+        let mut h = Headers {
+            bytes: [[0u8; MAX_HEADER_LEN]; DIRECT_FRAMES],
+            lens: [0; DIRECT_FRAMES],
+            count: frames.len().min(DIRECT_FRAMES),
+        };
+        let mut total = 0usize;
+        let last = frames.len().saturating_sub(1);
+        for (i, ((frame, header), len)) in
+            frames.iter().zip(&mut h.bytes).zip(&mut h.lens).enumerate()
+        {
+            let mut room = &mut header[..];
+            encode_header(
+                &mut room,
+                frame.len(),
+                if i < last { flags::MORE } else { 0 },
+            );
+            *len = MAX_HEADER_LEN - room.len();
+            total += *len + frame.len();
+        }
+        (h, total)
+    }
+
+    /// Each frame's header, in order.
+    fn iter(&self) -> impl Iterator<Item = &[u8]> + Clone {
+        self.bytes
+            .iter()
+            .zip(self.lens)
+            .take(self.count)
+            .map(|(h, len)| h.get(..len).unwrap_or_default())
+    }
+}
+
+/// Copies `parts`, in order, into the two halves of a ring's chunk, which are together exactly as
+/// long as they are.
+fn fill<'a>(
+    (mut first, mut second): (&mut [MaybeUninit<u8>], &mut [MaybeUninit<u8>]),
+    parts: impl Iterator<Item = &'a [u8]>,
+) {
+    for part in parts {
+        if part.len() <= first.len() {
+            let (dst, left) = std::mem::take(&mut first).split_at_mut(part.len());
+            part.copy_to_uninit(dst);
+            first = left;
+            continue;
+        }
+        let n = part.len().min(first.len());
+        let (now, rest) = part.split_at(n);
+        let (dst, left) = std::mem::take(&mut first).split_at_mut(n);
+        now.copy_to_uninit(dst);
+        first = left;
+        if !rest.is_empty() {
+            let (dst, left) = std::mem::take(&mut second).split_at_mut(rest.len());
+            rest.copy_to_uninit(dst);
+            second = left;
         }
     }
 }
@@ -346,14 +603,18 @@ impl Inner {
         (left, now)
     }
 
-    /// Writes what the codec holds (the I/O thread being idle, under the lock); what the kernel does
-    /// not take stays in `leftover`. Returns whether the I/O thread must be woken (something is left
-    /// for it).
+    /// Writes what the lease's ring and then the codec hold (the I/O thread being idle, under the
+    /// lock); what the kernel does not take stays in `leftover`. Returns whether the I/O thread must
+    /// be woken (something is left for it).
     fn write_batch(&mut self) -> bool {
+        if !self.codec.as_ref().is_some_and(Connection::wants_write) {
+            return self.write_ring();
+        }
+        let mut batch = std::mem::take(&mut self.spare);
+        self.take_ring(&mut batch);
         let Some(codec) = self.codec.as_mut() else {
             return false;
         };
-        let mut batch = std::mem::take(&mut self.spare);
         codec.poll_transmit(&mut batch);
         let mut iov = [EMPTY_IOV; 64];
         // The I/O thread sets `fd` to -1 under the gate's lock, which we hold, before it closes the
@@ -376,26 +637,8 @@ impl Inner {
     /// Writes one message to the stream now (the gate is open, under its lock); what the kernel does
     /// not take stays in `leftover` and closes the gate.
     fn write_now(&mut self, frames: &[&[u8]], owned: impl FnOnce() -> Vec<Bytes>) -> Direct {
-        let mut headers = [[0u8; MAX_HEADER_LEN]; DIRECT_FRAMES];
-        let mut lens = [0usize; DIRECT_FRAMES];
-        let mut total = 0usize;
-        let last = frames.len() - 1;
-        for (i, ((frame, header), len)) in
-            frames.iter().zip(&mut headers).zip(&mut lens).enumerate()
-        {
-            let mut room = &mut header[..];
-            encode_header(
-                &mut room,
-                frame.len(),
-                if i < last { flags::MORE } else { 0 },
-            );
-            *len = MAX_HEADER_LEN - room.len();
-            total += *len + frame.len();
-        }
-        let headers = headers
-            .iter()
-            .zip(lens)
-            .map(|(h, len)| h.get(..len).unwrap_or_default());
+        let (headers, total) = Headers::new(frames);
+        let headers = headers.iter();
         if total <= SMALL_WRITE {
             // One buffer and send(2): no vector of buffers for the kernel to copy in and check.
             let mut buf = [0u8; SMALL_WRITE];
@@ -505,10 +748,140 @@ fn taken(sent: isize) -> Option<usize> {
 }
 
 impl Inner {
+    /// Octets the lease's ring holds for the current stream (0 when it holds only a closed stream's,
+    /// which nobody writes).
+    pub(crate) fn ring_len(&self) -> usize {
+        match &self.ring {
+            Some(rx) if self.ring_gen != 0 && self.ring_gen == self.generation => rx.slots(),
+            _ => 0,
+        }
+    }
+
+    /// Whether a lease is out that its holder may still append to (not handed back, not dropped).
+    fn lease_live(&self) -> bool {
+        self.lease_out && self.ring.as_ref().is_some_and(|rx| !rx.is_abandoned())
+    }
+
+    /// Grants `lease` (the socket's thread, having written a batch itself in stream mode) if nothing
+    /// waits for the stream that its bytes could pass: made with its ring the first time; what the
+    /// ring still holds of a closed stream is dropped.
+    fn grant(&mut self, lease: &mut Option<Lease>) {
+        let waiting = self.codec.as_ref().is_none_or(Connection::wants_write);
+        if !self.stream || self.fd < 0 || self.lease_live() || waiting || !self.leftover.is_empty()
+        {
+            return;
+        }
+        let paired = match (lease.as_ref(), self.ring.as_ref()) {
+            (Some(l), Some(rx)) => std::ptr::eq(l.tx.buffer(), rx.buffer()),
+            _ => false,
+        };
+        if !paired {
+            if self.ring_len() > 0 {
+                // Bytes of this stream from a lease whose holder is gone: they go first.
+                return;
+            }
+            let (tx, rx) = RingBuffer::new(LEASE_RING);
+            self.ring = Some(rx);
+            *lease = Some(Lease {
+                tx,
+                generation: 0,
+                unflushed: 0,
+            });
+        }
+        let Some(l) = lease.as_mut() else {
+            return;
+        };
+        if self.ring_gen != self.generation {
+            // A closed stream's bytes (appended before its holder saw the end): never written.
+            if let Some(rx) = self.ring.as_mut() {
+                if let Ok(chunk) = rx.read_chunk(rx.slots()) {
+                    chunk.commit_all();
+                }
+            }
+            self.ring_gen = self.generation;
+        }
+        self.lease_out = true;
+        self.revoked_look = STREAM_TAIL;
+        l.generation = self.generation;
+        l.unflushed = 0;
+        self.grant.store(self.generation, Ordering::Release);
+    }
+
+    /// Moves what the lease's ring holds for the stream into `out` (a copy): whoever writes the
+    /// stream writes it before what the codec holds. Returns how many octets.
+    pub(crate) fn take_ring(&mut self, out: &mut Transmit) -> usize {
+        let n = self.ring_len();
+        let Some(rx) = self.ring.as_mut().filter(|_| n > 0) else {
+            return 0;
+        };
+        let Ok(chunk) = rx.read_chunk(n) else {
+            return 0;
+        };
+        let (a, b) = chunk.as_slices();
+        out.push_bytes(a);
+        out.push_bytes(b);
+        chunk.commit_all();
+        self.ring_taken += n as u64;
+        n
+    }
+
+    /// Writes what the lease's ring holds straight from it (the I/O thread having no write under
+    /// way, under the lock); what the kernel does not take stays in the ring, for the I/O thread.
+    /// Returns whether the I/O thread must be woken for it.
+    fn write_ring(&mut self) -> bool {
+        let n = self.ring_len();
+        let fd = self.fd;
+        let Some(rx) = self.ring.as_mut().filter(|_| n > 0 && fd >= 0) else {
+            return false;
+        };
+        let Ok(chunk) = rx.read_chunk(n) else {
+            return false;
+        };
+        let (a, b) = chunk.as_slices();
+        let iov = [a, b].map(|part| libc::iovec {
+            iov_base: part.as_ptr().cast_mut().cast(),
+            iov_len: part.len(),
+        });
+        // SAFETY: `msghdr` is plain data; the fields used are set below.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov.as_ptr().cast_mut();
+        msg.msg_iovlen = if b.is_empty() { 1 } else { 2 };
+        // SAFETY: `fd` is the stream's open descriptor (the I/O thread sets it to -1 under the
+        // gate's lock, which we hold, before it closes the stream); the iovecs point into the
+        // ring's chunk, which is borrowed until the commit below; MSG_DONTWAIT makes it never
+        // block, MSG_NOSIGNAL never raise SIGPIPE.
+        let sent = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+        // A failing stream: the I/O thread will find it so and close it; its bytes go with it.
+        let written = taken(sent).unwrap_or(n).min(n);
+        chunk.commit(written);
+        self.ring_taken += written as u64;
+        let left = written < n;
+        if left {
+            self.writer_idle = false;
+        }
+        self.last_write = Some(Instant::now());
+        self.wrote_batch |= !left;
+        left
+    }
+
+    /// Whether the stream has nothing to write: no lease out, nothing in its ring, nothing batched.
+    pub(crate) fn nothing_to_write(&self) -> bool {
+        !self.lease_live()
+            && self.ring_len() == 0
+            && !self.codec.as_ref().is_some_and(Connection::wants_write)
+    }
+
+    /// Revokes the lease: its holder hands it back at its next send.
+    fn revoke(&mut self) {
+        self.grant.store(0, Ordering::Release);
+    }
+
     /// A new stream on `fd`: the I/O thread reads it; nothing may be written directly yet.
     pub(crate) fn start(&mut self, fd: RawFd) {
         self.fd = fd;
-        self.generation = self.generation.wrapping_add(1);
+        self.generation = self.generation.wrapping_add(1).max(1);
+        self.ring_gen = 0;
+        self.lease_out = false;
         self.open = false;
         self.writer_idle = false;
         self.leave_stream();
@@ -517,8 +890,12 @@ impl Inner {
         self.failure = None;
     }
 
-    /// The stream is closing: nobody touches it any more.
+    /// The stream is closing: nobody touches it any more (what a lease's ring holds of it is
+    /// dropped at the next grant).
     pub(crate) fn shut(&mut self) {
+        self.ring_gen = 0;
+        self.lease_out = false;
+        self.revoke();
         self.fd = -1;
         self.open = false;
         self.writer_idle = false;
@@ -548,29 +925,47 @@ impl Inner {
     /// the codec holds now (it waited [`STREAM_TAIL`]). Stream mode ends when, [`STREAM_IDLE_LOOKS`]
     /// looks in a row, the socket's thread neither wrote a batch itself since the last look nor
     /// filled [`STREAM_MIN`] octets.
+    ///
+    /// A lease's ring is written when bytes in it were there at the last look already (they waited
+    /// at least a look's interval). After stream mode ended, the looks go on, further and further
+    /// apart, until the lease is handed back and its ring is empty.
     pub(crate) fn look_at_stream(&mut self, now: Instant) -> bool {
         let pending = self.codec.as_ref().is_some_and(Connection::wants_write);
+        let ring = self.ring_len();
+        let ring_due = ring > 0 && self.ring_taken < self.ring_mark;
+        self.ring_mark = self.ring_taken + ring as u64;
+        if !self.stream {
+            self.stream_look = if self.lease_live() || ring > 0 {
+                self.revoked_look = (self.revoked_look * 2).min(REVOKED_LOOK_MAX);
+                Some(now + self.revoked_look)
+            } else {
+                None
+            };
+            return pending || ring > 0;
+        }
         if let Some(since) = self.batch_since.filter(|_| pending) {
             if since + STREAM_TAIL > now {
                 self.stream_look = Some(since + STREAM_TAIL);
-                return false;
+                return ring_due;
             }
         }
         // No batch waits, or one waited long enough: the stream goes on while the socket's thread
         // writes batches itself or fills large ones.
         let wrote = std::mem::take(&mut self.wrote_batch);
-        let filled = self.codec.as_ref().map_or(0, Connection::pending) >= STREAM_MIN;
+        let filled = self.codec.as_ref().map_or(0, Connection::pending) + ring >= STREAM_MIN;
         self.idle_looks = if wrote || filled {
             0
         } else {
             self.idle_looks.saturating_add(1)
         };
-        if self.idle_looks < STREAM_IDLE_LOOKS {
-            self.stream_look = Some(now + STREAM_TAIL);
-        } else {
+        self.stream_look = Some(now + STREAM_TAIL);
+        if self.idle_looks >= STREAM_IDLE_LOOKS {
             self.leave_stream();
+            if self.lease_live() || ring > 0 {
+                self.stream_look = Some(now + STREAM_TAIL);
+            }
         }
-        pending
+        pending || ring_due
     }
 
     /// Begins stream mode at `now`: new batches wake nobody, and the I/O thread looks in
@@ -580,8 +975,10 @@ impl Inner {
         self.stream_look = Some(now + STREAM_TAIL);
     }
 
-    /// Ends stream mode: new batches wake the I/O thread again.
+    /// Ends stream mode: new batches wake the I/O thread again, and the lease is revoked.
     fn leave_stream(&mut self) {
+        self.revoke();
+        self.revoked_look = STREAM_TAIL;
         self.stream = false;
         self.idle_looks = 0;
         self.stream_look = None;
@@ -611,7 +1008,8 @@ impl Inner {
 
     /// Opens the write side (the I/O thread, when it is idle).
     pub(crate) fn open_writes(&mut self) {
-        if self.fd >= 0 && self.leftover.is_empty() && !self.open {
+        let ring_idle = !self.lease_live() && self.ring_len() == 0;
+        if self.fd >= 0 && self.leftover.is_empty() && ring_idle && !self.open {
             self.open = true;
             // After a batch was written (not when the stream first opens).
             if self.last_write.is_some() {
@@ -1186,7 +1584,7 @@ mod tests {
 
     /// Sends a small message that is not to go alone (so it is batched).
     fn send_small(gate: &Gate) -> Direct {
-        gate.try_write(&[&[7u8; 62]], Vec::new, || true, |_| false)
+        gate.try_write(&[&[7u8; 62]], Vec::new, || true, |_| false, &mut None)
     }
 
     /// A gate whose sender filled a batch and wrote it itself, so that it is in stream mode; the two
@@ -1300,14 +1698,14 @@ mod tests {
                     written.extend(frame(b, k + 1 < bodies.len()));
                 }
                 let owned = || bodies.iter().map(|b| Bytes::from(b.clone())).collect();
-                last = gate.try_write(&frames, owned, || true, |_| true);
+                last = gate.try_write(&frames, owned, || true, |_| true, &mut None);
                 if last != Direct::Written {
                     break;
                 }
             }
             assert_eq!(last, Direct::Partial, "{what}: the buffers fill");
             assert_eq!(
-                gate.try_write(&[b"x"], Vec::new, || true, |_| true),
+                gate.try_write(&[b"x"], Vec::new, || true, |_| true, &mut None),
                 Direct::Closed,
                 "{what}: shut until the I/O thread has written the rest"
             );
@@ -1325,5 +1723,169 @@ mod tests {
             wire.extend(gate.lock().leftover.to_vec());
             assert!(wire == written, "{what}: the stream is whole");
         }
+    }
+
+    /// A gate in stream mode whose sender holds a live write lease, with what reached the stream
+    /// so far read off it: the gate, the lease, the two ends of the stream, the waker's flag.
+    fn leased_gate() -> (Gate, Lease, [UnixStream; 2], Arc<AtomicBool>) {
+        let (gate, [ours, mut theirs], woken) = streaming_gate();
+        let mut lease = None;
+        for _ in 0..10_000 {
+            if lease.as_ref().is_some_and(Lease::is_live) {
+                break;
+            }
+            let d = gate.try_write(&[&[7u8; 62]], Vec::new, || true, |_| false, &mut lease);
+            assert_eq!(d, Direct::Batched);
+        }
+        let lease = lease.expect("a sender writing its own batches in stream mode gets a lease");
+        assert!(lease.is_live());
+        // Read off what the stream has so far: whole frames of [7; 62].
+        theirs.set_nonblocking(true).unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut got = 0;
+        while let Ok(n) = theirs.read(&mut buf) {
+            got += n;
+        }
+        assert_eq!(got % 64, 0);
+        assert!(!gate.lock().codec.as_ref().unwrap().wants_write());
+        was_woken(&woken);
+        (gate, lease, [ours, theirs], woken)
+    }
+
+    /// Reads `n` octets off `from` (non-blocking), waiting at most 5 s for them.
+    fn read_wire(from: &mut UnixStream, n: usize) -> Vec<u8> {
+        let mut wire = vec![0u8; n];
+        let mut got = 0;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got < n && Instant::now() < deadline {
+            match from.read(&mut wire[got..]) {
+                Ok(k) => got += k,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        wire.truncate(got);
+        wire
+    }
+
+    /// One-frame messages of these bodies, as the wire carries them.
+    fn one_frame_messages(bodies: &[&[u8]]) -> Vec<u8> {
+        bodies.iter().flat_map(|b| frame(b, false)).collect()
+    }
+
+    /// Whether the stream has nothing to read now (a Unix socket's written bytes are there at once).
+    fn nothing_more(from: &mut UnixStream) -> bool {
+        from.set_nonblocking(true).unwrap();
+        matches!(from.read(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    #[test]
+    fn what_a_lease_sends_reaches_the_stream_whole_and_in_order_with_what_goes_another_way() {
+        let (gate, mut lease, [_ours, mut theirs], woken) = leased_gate();
+        let mut expected = Vec::new();
+        // Enough for several batches the lease's holder writes itself, and a tail it does not.
+        for i in 0..2_000u32 {
+            let body = vec![u8::try_from(i % 251).unwrap(); 1 + (i as usize % 200)];
+            if i % 7 == 0 {
+                let second = [0xEEu8; 3];
+                assert!(gate.lease_send(&mut lease, &[&body, &second]));
+                expected.extend(frame(&body, true));
+                expected.extend(frame(&second, false));
+            } else {
+                assert!(gate.lease_send(&mut lease, &[&body]));
+                expected.extend(frame(&body, false));
+            }
+        }
+        assert!(!was_woken(&woken), "the holder wrote its batches itself");
+        assert!(gate.lock().ring_len() > 0, "a tail is left in the ring");
+        // A message too large for the lease hands it back, which writes the tail (nothing else
+        // is being written); the large message then goes alone, after it.
+        let large = vec![9u8; BATCH_BODY + 1];
+        assert!(!gate.lease_send(&mut lease, &[&large]));
+        assert!(!lease.is_live());
+        assert_eq!(gate.lock().ring_len(), 0);
+        let d = gate.try_write(&[&large], Vec::new, || true, |_| false, &mut None);
+        assert_eq!(d, Direct::Written);
+        expected.push(flags::LONG);
+        expected.extend(u64::try_from(large.len()).unwrap().to_be_bytes());
+        expected.extend(&large);
+        assert_eq!(read_wire(&mut theirs, expected.len()), expected);
+        assert!(!was_woken(&woken));
+    }
+
+    #[test]
+    fn what_a_lease_left_in_its_ring_goes_before_what_the_codec_holds() {
+        let (gate, mut lease, [_ours, mut theirs], woken) = leased_gate();
+        assert!(gate.lease_send(&mut lease, &[b"leased"]));
+        // The I/O thread has a write under way: the holder hands the lease back but cannot write.
+        gate.lock().set_writer_idle(false);
+        gate.end_lease(&mut lease);
+        assert!(
+            was_woken(&woken),
+            "the I/O thread is told the ring holds bytes"
+        );
+        // A message after it is batched into the codec; the I/O thread's next write takes the
+        // ring first.
+        let d = gate.try_write(&[b"batched"], Vec::new, || true, |_| false, &mut None);
+        assert_eq!(d, Direct::Batched);
+        let mut g = gate.lock();
+        let mut out = Transmit::new();
+        g.take_ring(&mut out);
+        g.codec.as_mut().unwrap().poll_transmit(&mut out);
+        drop(g);
+        assert_eq!(out.to_vec(), one_frame_messages(&[b"leased", b"batched"]));
+        assert!(nothing_more(&mut theirs), "nothing was written past them");
+    }
+
+    #[test]
+    fn a_revoked_lease_is_looked_at_until_it_is_handed_back_and_its_ring_is_empty() {
+        let (gate, mut lease, [_ours, mut theirs], _woken) = leased_gate();
+        assert!(gate.lease_send(&mut lease, &[b"one"]));
+        assert!(gate.lease_send(&mut lease, &[b"two"]));
+        let now = Instant::now();
+        let mut g = gate.lock();
+        // Stream mode ends (the looks found it idle): the lease is revoked, and the I/O thread
+        // writes the ring's bytes and goes on looking while the holder has not handed it back.
+        g.leave_stream();
+        assert!(g.look_at_stream(now), "the ring's bytes are to be written");
+        let mut out = Transmit::new();
+        assert_eq!(g.take_ring(&mut out), 2 * 5);
+        assert!(g.stream_look().is_some(), "the holder may still append");
+        let first = g.stream_look().unwrap();
+        assert!(!g.look_at_stream(first));
+        let second = g.stream_look().unwrap();
+        assert!(second - first > first - now, "the looks grow further apart");
+        assert!(!g.nothing_to_write(), "a lease is out");
+        drop(g);
+        // The holder finds it revoked at its next send, hands it back, and sends the usual way.
+        assert!(!gate.lease_send(&mut lease, &[b"three"]));
+        assert!(!lease.is_live());
+        let mut g = gate.lock();
+        assert!(g.nothing_to_write());
+        assert!(!g.look_at_stream(second));
+        assert_eq!(g.stream_look(), None, "nothing left to look at");
+        drop(g);
+        assert_eq!(out.to_vec(), one_frame_messages(&[b"one", b"two"]));
+        assert!(nothing_more(&mut theirs), "nothing written twice");
+    }
+
+    #[test]
+    fn a_closed_streams_ring_is_never_written_to_the_next_stream() {
+        let (gate, mut lease, [ours, _theirs], _woken) = leased_gate();
+        assert!(gate.lease_send(&mut lease, &[b"old"]));
+        {
+            let mut g = gate.lock();
+            g.shut();
+            assert_eq!(g.ring_len(), 0);
+            assert!(g.nothing_to_write());
+        }
+        // The holder has not seen the end yet: what it appends is never written either.
+        assert!(!gate.lease_send(&mut lease, &[b"late"]));
+        let mut g = gate.lock();
+        g.start(ours.as_raw_fd());
+        let mut out = Transmit::new();
+        assert_eq!(g.take_ring(&mut out), 0);
+        assert!(out.is_empty());
+        assert!(g.nothing_to_write());
     }
 }

@@ -682,9 +682,7 @@ impl IoThread {
         let mut g = c.gate.lock();
         // What the socket's thread batched into the codec since the flush is not written yet (it
         // woke this thread for it).
-        let flushed = !c.write_inflight
-            && c.out.is_empty()
-            && !g.codec.as_ref().is_some_and(Connection::wants_write);
+        let flushed = !c.write_inflight && c.out.is_empty() && g.nothing_to_write();
         if g.session.finished() && (flushed || g.session.abandoned()) {
             drop(g);
             self.close(conn, false);
@@ -706,11 +704,13 @@ impl IoThread {
         };
         let mut g = c.gate.lock();
         prepend(&mut c.out, g.close_writes());
+        // A lease's ring holds what was sent before anything the codec holds now.
+        let before = c.out.len();
+        g.take_ring(&mut c.out);
         if let Some(codec) = g.codec.as_mut() {
-            let before = c.out.len();
             codec.poll_transmit(&mut c.out);
-            g.batch_taken(c.out.len() - before);
         }
+        g.batch_taken(c.out.len() - before);
         // Whatever this thread holds, or has in flight, goes before what the codec gets next: the
         // socket's thread must not write past it.
         g.set_writer_idle(!c.write_inflight && c.out.is_empty());

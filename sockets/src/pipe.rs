@@ -638,12 +638,23 @@ struct Local {
     out: Out,
     /// Direction `1 - side`, which this end reads.
     inq: In,
-    /// The gate this end writes through, as of `Shared::gate_epoch[side]` (the first value): kept
-    /// so that a send takes no lock and no reference count to find it.
-    gate: RefCell<(u64, Option<Arc<zring_engine::Gate>>)>,
+    /// The gate this end writes through, as of `Shared::gate_epoch[side]`, and the write lease on
+    /// its stream, if one was granted.
+    gate: RefCell<WriteGate>,
     /// A look for a writer waiting for room was put off until the queue is found empty (see
     /// [`Local::after_take`]).
     skipped: Cell<bool>,
+}
+
+/// A pipe end's copy of the gate it writes through (kept so that a send takes no lock and no
+/// reference count to find it), and its write lease on that gate's stream.
+#[derive(Default)]
+struct WriteGate {
+    /// `Shared::gate_epoch[side]` when `gate` was copied.
+    epoch: u64,
+    gate: Option<Arc<zring_engine::Gate>>,
+    /// Made by the gate at its first grant; belongs to `gate` (dropped with it).
+    lease: Option<zring_engine::Lease>,
 }
 
 /// The bounds of a new pipe, per direction.
@@ -755,7 +766,8 @@ impl PipeEnd {
     pub(crate) fn try_send_body(&self, body: &[u8], small_direct: bool) -> bool {
         match &self.way {
             Way::Local(l) if l.shared.has_gate[l.side].load(Ordering::Acquire) => {
-                l.try_gate(&[body], || vec![Bytes::copy_from_slice(body)], small_direct)
+                l.lease_send(&[body])
+                    || l.try_gate(&[body], || vec![Bytes::copy_from_slice(body)], small_direct)
             }
             Way::Local(l) => l.push_body(body),
             Way::Shm(s) => s.send_frames(&[body]),
@@ -786,7 +798,7 @@ impl PipeEnd {
     pub(crate) fn flush_stream(&self) {
         match &self.way {
             Way::Local(l) if l.shared.has_gate[l.side].load(Ordering::Acquire) => {
-                if let Some(gate) = &l.write_gate().1 {
+                if let Some(gate) = &l.write_gate().gate {
                     gate.flush_stream();
                 }
             }
@@ -955,12 +967,19 @@ impl Local {
         owned: impl FnOnce() -> Vec<Bytes>,
         small_direct: bool,
     ) -> bool {
+        // What goes another way goes behind what the lease sent (it is handed back first).
+        self.end_lease();
         // Behind queued messages, a message must queue too.
         if !self.shared.has_gate[self.side].load(Ordering::Acquire) || !self.out.is_empty() {
             return false;
         }
-        let cached = self.write_gate();
-        let Some(gate) = &cached.1 else {
+        let mut cached = self.write_gate();
+        let WriteGate {
+            gate: Some(gate),
+            lease,
+            ..
+        } = &mut *cached
+        else {
             return false;
         };
         let isolated = |now: Instant| {
@@ -970,7 +989,7 @@ impl Local {
             let large = frames.iter().map(|f| f.len()).sum::<usize>() >= DIRECT_LARGE;
             large || (small_direct && now.saturating_sub(last) >= DIRECT_GAP_NS)
         };
-        match gate.try_write(frames, owned, || self.out.is_empty(), isolated) {
+        match gate.try_write(frames, owned, || self.out.is_empty(), isolated, lease) {
             zring_engine::Direct::Written | zring_engine::Direct::Batched => true,
             zring_engine::Direct::Partial => {
                 // The I/O thread writes the rest.
@@ -982,22 +1001,59 @@ impl Local {
     }
 
     /// The gate this end writes through (when `has_gate` says there is one), from the end's copy,
-    /// brought up to date if it changed.
-    fn write_gate(&self) -> std::cell::RefMut<'_, (u64, Option<Arc<zring_engine::Gate>>)> {
+    /// brought up to date if it changed (a lease on the old one is dropped with it, which hands it
+    /// back).
+    fn write_gate(&self) -> std::cell::RefMut<'_, WriteGate> {
         let mut cached = self.gate.borrow_mut();
         let epoch = self.shared.gate_epoch[self.side].load(Ordering::Acquire);
-        if cached.0 != epoch {
+        if cached.epoch != epoch {
             let gate = self.shared.gates[self.side]
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            *cached = (epoch, gate);
+            *cached = WriteGate {
+                epoch,
+                gate,
+                lease: None,
+            };
         }
         cached
     }
 
+    /// Sends the message of `frames` through the write lease, if one is granted (see
+    /// [`zring_engine::Gate::lease_send`]). `false`: the usual way.
+    #[inline]
+    fn lease_send(&self, frames: &[&[u8]]) -> bool {
+        let mut cached = self.write_gate();
+        match &mut *cached {
+            WriteGate {
+                gate: Some(gate),
+                lease: Some(lease),
+                ..
+            } if lease.is_live() => gate.lease_send(lease, frames),
+            _ => false,
+        }
+    }
+
+    /// Hands the write lease back, if one is granted: what is sent next goes another way, behind
+    /// what the lease sent.
+    fn end_lease(&self) {
+        let mut cached = self.gate.borrow_mut();
+        if let WriteGate {
+            gate: Some(gate),
+            lease: Some(lease),
+            ..
+        } = &mut *cached
+        {
+            if lease.is_live() {
+                gate.end_lease(lease);
+            }
+        }
+    }
+
     /// Queues a one-frame message of `body`, copied into the queue; `false` if the queue is full.
     fn push_body(&self, body: &[u8]) -> bool {
+        self.end_lease();
         if !self.out.push_body(body) {
             return false;
         }
@@ -1006,6 +1062,7 @@ impl Local {
     }
 
     fn send_via(&self, msg: Parts, small_direct: bool) -> Result<(), Parts> {
+        self.end_lease();
         let gate = self.shared.has_gate[self.side].load(Ordering::Relaxed);
         if gate && self.try_direct(&msg, small_direct) {
             return Ok(());
@@ -1106,6 +1163,7 @@ impl Local {
 
     /// Closes our end: the peer reads what we queued, then sees the pipe finished.
     fn close(&self) {
+        self.end_lease();
         self.shared.closed[self.side].store(true, Ordering::Release);
         self.notify_peer();
     }

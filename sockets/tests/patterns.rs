@@ -34,6 +34,7 @@ for_transports!(
     a_multipart_message_received_frame_by_frame_keeps_its_frames_and_flags,
     json_round_trips,
     ten_thousand_messages_arrive_in_order,
+    a_fast_stream_mixed_with_multipart_large_and_paused_sends_keeps_its_order,
 );
 
 fn req_rep_is_lock_step(net: &Net) {
@@ -332,6 +333,57 @@ fn ten_thousand_messages_arrive_in_order(net: &Net) {
     });
     for i in 0..10_000u32 {
         assert_eq!(&pull.recv().unwrap()[..], &i.to_be_bytes()[..]);
+    }
+    drop(sender.join().unwrap());
+}
+
+/// A stream fast enough for the sender to write its own batches (over a network stream, through a
+/// write lease), broken by sends that must go another way (multipart, large, or after a pause, and
+/// with the stream's end left to the I/O thread, the sender busy elsewhere): every message arrives,
+/// whole and in order.
+fn a_fast_stream_mixed_with_multipart_large_and_paused_sends_keeps_its_order(net: &Net) {
+    const N: u32 = 200_000;
+    let (mut pull, ep) = net.bound(SocketType::Pull);
+    let mut push = net.connected(SocketType::Push, &ep);
+    wait_peers(&mut push, 1);
+    let body = |i: u32| -> Vec<u8> {
+        let mut b = i.to_be_bytes().to_vec();
+        b.resize(
+            if i % 50_000 == 7 {
+                100_000
+            } else {
+                4 + (i % 60) as usize
+            },
+            0xA5,
+        );
+        b
+    };
+    let sender = std::thread::spawn(move || {
+        for i in 0..N {
+            if i % 1_000 == 3 {
+                push.send_multipart([body(i), b"second".to_vec()]).unwrap();
+            } else {
+                push.send(body(i)).unwrap();
+            }
+            if i % 20_000 == 0 {
+                // Busy elsewhere for a moment, without waiting on the socket.
+                let until = std::time::Instant::now() + std::time::Duration::from_millis(2);
+                while std::time::Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        push
+    });
+    for i in 0..N {
+        let m = pull.recv().unwrap();
+        assert_eq!(&m[..], &body(i)[..], "message {i}");
+        if i % 1_000 == 3 {
+            assert!(m.more(), "message {i} has a second frame");
+            assert_eq!(&pull.recv().unwrap()[..], b"second", "message {i}");
+        } else {
+            assert!(!m.more(), "message {i}");
+        }
     }
     drop(sender.join().unwrap());
 }
