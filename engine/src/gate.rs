@@ -419,19 +419,24 @@ impl Gate {
             return false;
         }
         let total = match frames {
-            // The common case, without the headers of sixteen frames to set up.
-            [body] => {
-                let mut header = [0u8; MAX_HEADER_LEN];
-                let mut room = &mut header[..];
-                encode_header(&mut room, body.len(), 0);
-                let len = MAX_HEADER_LEN - room.len();
-                let header = header.get(..len).unwrap_or_default();
-                self.lease_append(lease, len + body.len(), [header, body].into_iter())
+            // The common case: a short frame's two-octet header, written in place.
+            [body] if body.len() <= usize::from(u8::MAX) => {
+                let header = [0, body.len() as u8];
+                self.lease_append(lease, 2 + body.len(), |first, second| {
+                    if second.is_empty() {
+                        // The whole chunk is one run: no part of it wraps.
+                        let (h, rest) = first.split_at_mut(2);
+                        header.copy_to_uninit(h);
+                        body.copy_to_uninit(rest);
+                        return;
+                    }
+                    fill((first, second), [&header[..], body].into_iter());
+                })
             }
             _ => {
                 let (headers, total) = Headers::new(frames);
                 let parts = headers.iter().zip(frames).flat_map(|(h, f)| [h, *f]);
-                self.lease_append(lease, total, parts)
+                self.lease_append(lease, total, |first, second| fill((first, second), parts))
             }
         };
         let Some(total) = total else {
@@ -449,11 +454,11 @@ impl Gate {
     /// never sees part of it); when the ring has no room, it is written first if it can be.
     /// `None`: no room.
     #[inline]
-    fn lease_append<'a>(
+    fn lease_append(
         &self,
         lease: &mut Lease,
         total: usize,
-        parts: impl Iterator<Item = &'a [u8]>,
+        write: impl FnOnce(&mut [MaybeUninit<u8>], &mut [MaybeUninit<u8>]),
     ) -> Option<usize> {
         let chunk = match lease.tx.write_chunk_uninit(total) {
             Ok(chunk) => chunk,
@@ -463,9 +468,10 @@ impl Gate {
             }
         };
         let mut chunk = chunk;
-        fill(chunk.as_mut_slices(), parts);
-        // SAFETY: `fill` wrote every one of the chunk's `total` octets: the parts are exactly that
-        // long (`total` was summed over the same parts).
+        let (first, second) = chunk.as_mut_slices();
+        write(first, second);
+        // SAFETY: `write` wrote every one of the chunk's `total` octets (both callers copy in
+        // exactly that many: `total` was summed over the same parts).
         unsafe { chunk.commit_all() };
         Some(total)
     }

@@ -59,20 +59,24 @@ impl Inbox {
         Some(span)
     }
 
-    /// The oldest message whose body `accepts` (those before it that it refuses are dropped).
+    /// The oldest message whose body `accepts` (those before it that it refuses are dropped), into
+    /// `out` (filled in place where it can be); `false` if there is none.
     #[inline]
-    pub(crate) fn pop(&mut self, accepts: impl Fn(&[u8]) -> bool) -> Option<Msg> {
+    pub(crate) fn pop(&mut self, out: &mut Msg, accepts: impl Fn(&[u8]) -> bool) -> bool {
         // Most receives find it empty: that look costs no call.
         if self.items.is_empty() {
-            return None;
+            return false;
         }
-        self.take(accepts)
+        self.take(out, accepts)
     }
 
     #[inline]
-    fn take(&mut self, accepts: impl Fn(&[u8]) -> bool) -> Option<Msg> {
+    fn take(&mut self, out: &mut Msg, accepts: impl Fn(&[u8]) -> bool) -> bool {
         loop {
-            match self.items.pop_front()? {
+            let Some(item) = self.items.pop_front() else {
+                return false;
+            };
+            match item {
                 Item::Span(start, end) => {
                     self.spans -= 1;
                     let range = start as usize..end as usize;
@@ -80,14 +84,14 @@ impl Inbox {
                     let last = (self.spans == 0).then(|| std::mem::take(&mut self.chunk));
                     let chunk = last.as_ref().unwrap_or(&self.chunk);
                     if chunk.get(range.clone()).is_some_and(&accepts) {
-                        // Made where the caller gets it: a `Msg` moved after it is made costs
-                        // stalls on the stores that just made it.
-                        return Some(Msg::from_shared(chunk, range));
+                        out.assign_shared(chunk, range);
+                        return true;
                     }
                 }
                 Item::Owned(body) => {
                     if accepts(&body) {
-                        return Some(Msg::from_body(body));
+                        *out = Msg::from_body(body);
+                        return true;
                     }
                 }
             }

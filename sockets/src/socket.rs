@@ -766,9 +766,12 @@ impl Socket {
                 op: "recv",
             });
         }
-        let parts = self.wait_for(timeout, true, |s| match s.pop_inbox() {
-            Some(msg) => Ok(Some(Parts::one(msg))),
-            None => s.pattern.recv(&s.pipes, &s.options),
+        let parts = self.wait_for(timeout, true, |s| {
+            let mut msg = Msg::new();
+            if s.pop_inbox(&mut msg) {
+                return Ok(Some(Parts::one(msg)));
+            }
+            s.pattern.recv(&s.pipes, &s.options)
         });
         if let Some(direct) = self.direct.as_mut() {
             direct.leave();
@@ -780,11 +783,8 @@ impl Socket {
         if let Some(m) = self.receiving.pop_front() {
             return Ok(m);
         }
-        if let Some(m) = self.pop_inbox() {
-            return Ok(m);
-        }
         let mut m = Msg::new();
-        if self.recv_plain(&mut m) {
+        if self.pop_inbox(&mut m) || self.recv_plain(&mut m) {
             return Ok(m);
         }
         // The first frame goes to the caller at once; only the frames after it wait here.
@@ -806,11 +806,11 @@ impl Socket {
     }
 
     /// The oldest message of the inbox that the pattern accepts (the others are dropped, as a SUB
-    /// drops what it did not subscribe to).
+    /// drops what it did not subscribe to), into `out`; `false` if there is none.
     #[inline]
-    fn pop_inbox(&mut self) -> Option<Msg> {
+    fn pop_inbox(&mut self, out: &mut Msg) -> bool {
         let pattern = &self.pattern;
-        self.inbox.pop(|body| pattern.accepts(body))
+        self.inbox.pop(out, |body| pattern.accepts(body))
     }
 
     /// Receives one frame; [`Msg::more`] says whether more frames of its message follow.
