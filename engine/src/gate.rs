@@ -384,7 +384,7 @@ impl Gate {
     /// Writes what the socket's thread batched in stream mode, if the I/O thread has no write under
     /// way: the socket's thread calls it before it waits, so that the end of its stream goes now,
     /// not at the I/O thread's next look ([`STREAM_TAIL`]).
-    pub fn flush_stream(&self) {
+    fn flush_stream(&self) {
         let Ok(mut s) = self.inner.try_lock() else {
             return;
         };
@@ -491,6 +491,17 @@ impl Gate {
         if left {
             self.waker.wake();
         }
+    }
+
+    /// Before the holder of `lease` waits: hands it back if it was revoked (so that the I/O thread
+    /// stops looking at it), then writes what the stream has batched ([`Gate::flush_stream`]).
+    pub fn before_wait(&self, lease: Option<&mut Lease>) {
+        if let Some(lease) = lease.filter(|l| l.is_live()) {
+            if self.grant.load(Ordering::Acquire) != lease.generation {
+                self.end_lease(lease);
+            }
+        }
+        self.flush_stream();
     }
 
     /// Hands `lease` back (its holder sends no more through it): under the lock, so that whoever
@@ -800,8 +811,10 @@ impl Inner {
         if self.ring_gen != self.generation {
             // A closed stream's bytes (appended before its holder saw the end): never written.
             if let Some(rx) = self.ring.as_mut() {
-                if let Ok(chunk) = rx.read_chunk(rx.slots()) {
+                let n = rx.slots();
+                if let Ok(chunk) = rx.read_chunk(n) {
                     chunk.commit_all();
+                    self.ring_taken += n as u64;
                 }
             }
             self.ring_gen = self.generation;
@@ -1873,6 +1886,27 @@ mod tests {
         drop(g);
         assert_eq!(out.to_vec(), one_frame_messages(&[b"one", b"two"]));
         assert!(nothing_more(&mut theirs), "nothing written twice");
+    }
+
+    #[test]
+    fn a_holder_about_to_wait_hands_a_revoked_lease_back_and_writes_its_ring() {
+        let (gate, mut lease, [_ours, mut theirs], _woken) = leased_gate();
+        assert!(gate.lease_send(&mut lease, &[b"tail"]));
+        // Still granted: the wait writes the tail and keeps the lease.
+        gate.before_wait(Some(&mut lease));
+        assert!(lease.is_live());
+        assert_eq!(read_wire(&mut theirs, 6), one_frame_messages(&[b"tail"]));
+        assert!(gate.lease_send(&mut lease, &[b"last"]));
+        gate.lock().leave_stream();
+        // Revoked: the wait hands it back (the I/O thread's looks may stop) and writes the rest.
+        gate.before_wait(Some(&mut lease));
+        assert!(!lease.is_live());
+        let mut g = gate.lock();
+        assert!(g.nothing_to_write());
+        assert!(!g.look_at_stream(Instant::now()));
+        assert_eq!(g.stream_look(), None);
+        drop(g);
+        assert_eq!(read_wire(&mut theirs, 6), one_frame_messages(&[b"last"]));
     }
 
     #[test]

@@ -794,13 +794,19 @@ impl PipeEnd {
         }
     }
 
-    /// Writes what this end batched for its stream in stream mode (see
-    /// [`zring_engine::Gate::flush_stream`]): before the socket's thread waits.
+    /// Writes what this end batched for its stream in stream mode, and hands a revoked write lease
+    /// back (see [`zring_engine::Gate::before_wait`]): before the socket's thread waits.
     pub(crate) fn flush_stream(&self) {
         match &self.way {
             Way::Local(l) if l.shared.has_gate[l.side].load(Ordering::Acquire) => {
-                if let Some(gate) = &l.write_gate().gate {
-                    gate.flush_stream();
+                let mut cached = l.write_gate();
+                if let WriteGate {
+                    gate: Some(gate),
+                    lease,
+                    ..
+                } = &mut *cached
+                {
+                    gate.before_wait(lease.as_mut());
                 }
             }
             _ => {}
