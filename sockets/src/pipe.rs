@@ -655,6 +655,9 @@ struct WriteGate {
     gate: Option<Arc<zring_engine::Gate>>,
     /// Made by the gate at its first grant; belongs to `gate` (dropped with it).
     lease: Option<zring_engine::Lease>,
+    /// A message went into the stream's batch or the lease's ring since the socket's thread last
+    /// waited: before it waits again, the stream may have something to write.
+    batched: bool,
 }
 
 /// The bounds of a new pipe, per direction.
@@ -803,10 +806,14 @@ impl PipeEnd {
                 if let WriteGate {
                     gate: Some(gate),
                     lease,
+                    batched,
                     ..
                 } = &mut *cached
                 {
-                    gate.before_wait(lease.as_mut());
+                    // Nothing batched and no lease: nothing to write, and no lock to take.
+                    if std::mem::take(batched) || lease.as_ref().is_some_and(|l| l.is_live()) {
+                        gate.before_wait(lease.as_mut());
+                    }
                 }
             }
             _ => {}
@@ -987,6 +994,7 @@ impl Local {
         let WriteGate {
             gate: Some(gate),
             lease,
+            batched,
             ..
         } = &mut *cached
         else {
@@ -1000,7 +1008,11 @@ impl Local {
             large || (small_direct && now.saturating_sub(last) >= DIRECT_GAP_NS)
         };
         match gate.try_write(frames, owned, || self.out.is_empty(), isolated, lease) {
-            zring_engine::Direct::Written | zring_engine::Direct::Batched => true,
+            zring_engine::Direct::Written => true,
+            zring_engine::Direct::Batched => {
+                *batched = true;
+                true
+            }
             zring_engine::Direct::Partial => {
                 // The I/O thread writes the rest.
                 self.notify_peer();
@@ -1025,6 +1037,7 @@ impl Local {
                 epoch,
                 gate,
                 lease: None,
+                batched: false,
             };
         }
         cached

@@ -458,6 +458,9 @@ impl Socket {
                     return Ok(t);
                 }
             }
+            // A deadline just set has not passed yet as far as this pass needs to know: the wait
+            // below ends at it anyway (one clock read a wait fewer).
+            let fresh = timeout.is_some() && deadline.is_none();
             let deadline = match (timeout, deadline) {
                 (Some(t), None) => Some(*deadline.insert(Instant::now() + t)),
                 (_, d) => d,
@@ -490,7 +493,7 @@ impl Socket {
                     return other.and_then(|t| t.ok_or(Error::WouldBlock));
                 }
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if !fresh && deadline.is_some_and(|d| Instant::now() >= d) {
                 self.stop_waiting();
                 return Err(Error::WouldBlock);
             }
