@@ -14,7 +14,7 @@
 //!   thread itself when the I/O thread has no write under way.
 //! - **Stream mode**: once the socket's thread fills batches faster than the I/O thread takes them,
 //!   a new batch wakes nobody; the socket's thread writes each batch when it is full or before it
-//!   waits ([`Gate::flush_stream`]), and the I/O thread looks every [`STREAM_TAIL`] for a batch left
+//!   waits ([`Gate::before_wait`]), and the I/O thread looks every [`STREAM_TAIL`] for a batch left
 //!   behind, so that on a core the two threads share, the sender is not preempted once a batch.
 //! - **Write leases** ([`Lease`]): in stream mode, once the socket's thread has written a batch of its
 //!   own and nothing else waits, it is granted a lease: a byte ring of its own ([`rtrb`]) into which
@@ -281,7 +281,7 @@ impl Gate {
     /// - else, if every frame is small and the connection is up, copied into the connection's batch
     ///   for the I/O thread to write with the others ([`Direct::Batched`]): a stream of small messages
     ///   then costs the sender a copy each, not a trip through the socket's queue, and the I/O thread
-    ///   one write per batch. At most [`BATCH_LIMIT`] octets wait so. In stream mode a message that
+    ///   one write per batch. At most 256 KiB wait so. In stream mode a message that
     ///   finds nothing batched nor being written may go alone too, under the same rule (`isolated`),
     ///   and a new batch wakes nobody (the module's documentation).
     ///
@@ -402,7 +402,7 @@ impl Gate {
 
     /// Sends one small message through the write lease `lease` (see the module's documentation): its
     /// frames, encoded, into the lease's ring, without the gate's lock; once a batch
-    /// ([`BATCH_WRITE`]) has gathered, the ring is written if the I/O thread has no write under
+    /// (32 KiB) has gathered, the ring is written if the I/O thread has no write under
     /// way. `false` if the message cannot go this way (the lease was revoked, the message is not
     /// small, the ring is full): the lease is then handed back, and the message takes the usual
     /// way, behind what the ring holds.
@@ -494,7 +494,8 @@ impl Gate {
     }
 
     /// Before the holder of `lease` waits: hands it back if it was revoked (so that the I/O thread
-    /// stops looking at it), then writes what the stream has batched ([`Gate::flush_stream`]).
+    /// stops looking at it), then writes what the stream has batched and what the ring holds, if
+    /// the I/O thread has no write under way.
     pub fn before_wait(&self, lease: Option<&mut Lease>) {
         if let Some(lease) = lease.filter(|l| l.is_live()) {
             if self.grant.load(Ordering::Acquire) != lease.generation {
@@ -1368,7 +1369,7 @@ impl DirectReader {
     /// [`Step::Delivered`] when the wait read input itself.
     ///
     /// The first wait of a receive starts in the stream's own blocking receive, for at most
-    /// [`BLOCK_FIRST`], and only then polls the stream and `wake`. A thread asleep in `recv(2)` is woken sooner than one asleep
+    /// `BLOCK_FIRST` (1 ms), and only then polls the stream and `wake`. A thread asleep in `recv(2)` is woken sooner than one asleep
     /// in `poll(2)`, and a sleep bounded by a near timer lets the kernel keep its tick, which it must
     /// otherwise start again on the wake-up (docs/PERFORMANCE.md: 4-9 us a hop on this machine's
     /// Unix sockets). What `wake` announces meanwhile (control mail, such as a second peer) waits
