@@ -227,8 +227,11 @@ const STREAM_MIN: usize = 8 * 1024;
 /// wrote (a stream whose sender was held up, by that thread among others): it is batched too, not
 /// written alone.
 const REOPENED: Duration = Duration::from_micros(10);
-/// The room of a write lease's ring: as much as may wait for the stream ([`BATCH_LIMIT`]).
-const LEASE_RING: usize = BATCH_LIMIT;
+/// The room of a write lease's ring: two batches, so that one fills while the other is written, and
+/// the ring's lines stay in the cache (a ring of 256 KiB for each of eight subscribers missed the
+/// cache at every line it wrote). A ring found full hands the lease back: the stream's batch and the
+/// socket's queue take what follows, up to their own bounds.
+const LEASE_RING: usize = 2 * BATCH_WRITE;
 /// The longest interval of the I/O thread's looks at a revoked lease not handed back yet: what its
 /// holder appended as it ended is written within it.
 const REVOKED_LOOK_MAX: Duration = Duration::from_millis(10);
@@ -423,10 +426,12 @@ impl Gate {
             [body] if body.len() <= usize::from(u8::MAX) => {
                 let header = [0, body.len() as u8];
                 self.lease_append(lease, 2 + body.len(), |first, second| {
-                    if second.is_empty() {
-                        // The whole chunk is one run: no part of it wraps.
-                        let (h, rest) = first.split_at_mut(2);
-                        header.copy_to_uninit(h);
+                    if let (true, [flags, len, rest @ ..]) = (second.is_empty(), &mut *first) {
+                        // The whole chunk is one run: no part of it wraps. The header's octets are
+                        // stored where they go, not copied from the stack (a two-octet load over
+                        // the two one-octet stores that made it stalled on them).
+                        flags.write(header[0]);
+                        len.write(header[1]);
                         body.copy_to_uninit(rest);
                         return;
                     }
