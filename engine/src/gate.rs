@@ -227,10 +227,10 @@ const STREAM_MIN: usize = 8 * 1024;
 /// wrote (a stream whose sender was held up, by that thread among others): it is batched too, not
 /// written alone.
 const REOPENED: Duration = Duration::from_micros(10);
-/// The room of a write lease's ring: two batches, so that one fills while the other is written, and
-/// the ring's lines stay in the cache (a ring of 256 KiB for each of eight subscribers missed the
-/// cache at every line it wrote). A ring found full hands the lease back: the stream's batch and the
-/// socket's queue take what follows, up to their own bounds.
+/// The room of a write lease's ring: two batches, so that one fills while the other is written; a
+/// small ring stays in the cache (eight subscribers' rings of 256 KiB each were 2 MiB). A ring found
+/// full hands the lease back: the stream's batch and the socket's queue take what follows, up to
+/// their own bounds.
 const LEASE_RING: usize = 2 * BATCH_WRITE;
 /// The longest interval of the I/O thread's looks at a revoked lease not handed back yet: what its
 /// holder appended as it ended is written within it.
