@@ -413,11 +413,8 @@ impl Gate {
         if self.grant.load(Ordering::Acquire) != lease.generation
             || frames.is_empty()
             || frames.len() > DIRECT_FRAMES
+            || frames.iter().any(|f| f.len() > BATCH_BODY)
         {
-            self.end_lease(lease);
-            return false;
-        }
-        if frames.iter().any(|f| f.len() > BATCH_BODY) {
             self.end_lease(lease);
             return false;
         }
@@ -587,12 +584,6 @@ fn fill<'a>(
     parts: impl Iterator<Item = &'a [u8]>,
 ) {
     for part in parts {
-        if part.len() <= first.len() {
-            let (dst, left) = std::mem::take(&mut first).split_at_mut(part.len());
-            part.copy_to_uninit(dst);
-            first = left;
-            continue;
-        }
         let n = part.len().min(first.len());
         let (now, rest) = part.split_at(n);
         let (dst, left) = std::mem::take(&mut first).split_at_mut(n);
@@ -983,13 +974,12 @@ impl Inner {
         } else {
             self.idle_looks.saturating_add(1)
         };
-        self.stream_look = Some(now + STREAM_TAIL);
         if self.idle_looks >= STREAM_IDLE_LOOKS {
             self.leave_stream();
-            if self.lease_live() || ring > 0 {
-                self.stream_look = Some(now + STREAM_TAIL);
-            }
         }
+        // After stream mode, a lease not handed back or its ring's bytes are still looked at.
+        let look = self.stream || self.lease_live() || ring > 0;
+        self.stream_look = look.then(|| now + STREAM_TAIL);
         pending || ring_due
     }
 

@@ -770,9 +770,12 @@ impl Socket {
             });
         }
         let parts = self.wait_for(timeout, true, |s| {
-            let mut msg = Msg::new();
-            if s.pop_inbox(&mut msg) {
-                return Ok(Some(Parts::one(msg)));
+            // Each look of a wait comes here: no frame is made while the inbox is empty.
+            if !s.inbox.is_empty() {
+                let mut msg = Msg::new();
+                if s.pop_inbox(&mut msg) {
+                    return Ok(Some(Parts::one(msg)));
+                }
             }
             s.pattern.recv(&s.pipes, &s.options)
         });
