@@ -1234,6 +1234,22 @@ fn settle(g: &mut Inner, waker: &Waker, pumped: Result<Pumped, Failure>) -> (Ste
     }
 }
 
+/// After a read or a wait of the read lease that handed input to the session (under the gate's
+/// lock, `g`): the socket's receive is about to return with it, so from `now` the lease counts as
+/// unused, as [`DirectReader::leave`] would say; returns whether it does. Leave then has nothing to
+/// say (no lock and no clock read more per receive); a receive that goes on to wait says that it
+/// waits again first.
+fn delivered(g: &mut Inner, step: Step, now: Instant) -> bool {
+    let delivered = step == Step::Delivered;
+    if delivered {
+        g.reader = Reader::App {
+            waiting: false,
+            left: now,
+        };
+    }
+    delivered
+}
+
 /// What [`DirectReader::read`] or [`DirectReader::wait`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -1352,9 +1368,12 @@ impl DirectReader {
             self.more = true;
             return Step::Delivered;
         }
-        let pumped = g.pump(fd, Instant::now(), take);
+        let now = Instant::now();
+        let pumped = g.pump(fd, now, take);
         let (step, more) = settle(&mut g, &self.gate.waker, pumped);
+        let left = delivered(&mut g, step, now);
         drop(g);
+        self.entered &= !left;
         self.more = more;
         step
     }
@@ -1409,15 +1428,16 @@ impl DirectReader {
                 return Step::Lost;
             };
             g.buf = buf;
+            let now = Instant::now();
             let pumped = match got {
-                Ok(Some((data, full))) => g
-                    .input(&data, Instant::now(), take)
-                    .map(|()| Pumped::Data { full }),
+                Ok(Some((data, full))) => g.input(&data, now, take).map(|()| Pumped::Data { full }),
                 Ok(None) => Ok(Pumped::Empty),
                 Err(failure) => Err(failure),
             };
             let (step, more) = settle(&mut g, &self.gate.waker, pumped);
+            let left = delivered(&mut g, step, now);
             drop(g);
+            self.entered &= !left;
             self.more = more;
             if step != Step::Empty {
                 return step;
@@ -1499,7 +1519,7 @@ impl Drop for DirectReader {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Read;
+    use std::io::{Read, Write};
     use std::os::unix::net::UnixStream;
     use std::sync::atomic::AtomicBool;
 
@@ -1573,6 +1593,11 @@ mod tests {
 
     /// A connection past its handshake (with a PULL peer run here), for the gate's batch.
     fn ready_codec() -> Connection {
+        ready_pair().0
+    }
+
+    /// A PUSH and a PULL connection past their handshake with each other.
+    fn ready_pair() -> (Connection, Connection) {
         use zring_zmtp::SocketType;
         let now = Instant::now();
         let mut push = Connection::new(Config::new(SocketType::Push), now).unwrap();
@@ -1589,7 +1614,7 @@ mod tests {
             pass(&mut pull, &mut push);
         }
         assert!(push.is_ready() && pull.is_ready());
-        push
+        (push, pull)
     }
 
     /// Whether the I/O thread was woken since the last call.
@@ -1628,6 +1653,31 @@ mod tests {
         assert!(gate.lock().stream);
         assert!(was_woken(&woken));
         (gate, [ours, theirs], woken)
+    }
+
+    #[test]
+    fn a_read_that_delivers_starts_the_lease_idle_clock_by_itself() {
+        let (gate, _ours, mut theirs, _) = gate_with_buffers(1 << 16);
+        let (mut push, pull) = ready_pair();
+        gate.lock().codec = Some(pull);
+        let gate = Arc::new(gate);
+        let mut reader = DirectReader::acquire(&gate).unwrap();
+        let later = || Instant::now() + 2 * LEASE_IDLE;
+        // A reader that has not come back from its receive is never taken back.
+        assert!(!gate.lock().reclaim(later()));
+        push.send_frame_copy(b"hello", false).unwrap();
+        let mut out = Transmit::new();
+        push.poll_transmit(&mut out);
+        theirs.write_all(&out.to_vec()).unwrap();
+        // The frame is in the stream before the read: one non-blocking read takes it.
+        assert_eq!(reader.read(None), Step::Delivered);
+        // The receive returns with it: the lease is idle from then on, with no `leave` (and no lock
+        // for it); after LEASE_IDLE the I/O thread takes it back.
+        assert!(!reader.entered);
+        assert!(!gate.lock().reclaim(Instant::now()));
+        assert!(gate.lock().reclaim(later()));
+        reader.leave();
+        assert!(gate.lock().engine_reads());
     }
 
     #[test]
