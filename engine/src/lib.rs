@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-pub use gate::{Direct, DirectReader, Gate, Lease, Step, Take, DIRECT_FRAMES, LEASE_IDLE};
+pub use gate::{Direct, DirectReader, Gate, Lease, Step, Take, Taker, DIRECT_FRAMES, LEASE_IDLE};
 pub use session::{Disconnect, MakeSession, Session, SessionFactory};
 pub use thread::Reconnect;
 pub use waker::{EventFd, Waker};

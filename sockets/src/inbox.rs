@@ -98,6 +98,13 @@ impl Inbox {
         }
     }
 
+    /// Drops every message kept (and lets the read buffer go): none is for the socket.
+    pub(crate) fn clear(&mut self) {
+        self.items.clear();
+        self.spans = 0;
+        self.chunk = Bytes::new();
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty()
     }

@@ -431,13 +431,14 @@ fn went(sent: Result<(), zring_shm::Error>) -> bool {
 }
 
 impl Out {
-    /// Queues a one-frame message of `body`, copied into the queue; `false` if it is at its bound.
-    fn push_body(&self, body: &[u8]) -> bool {
+    /// Queues the message of `frames`, copied into the queue; `false` if it is at its bound.
+    fn push_frames(&self, frames: &[&[u8]]) -> bool {
         match self {
-            Out::Ring(tx) => went(tx.borrow_mut().try_send(&[body])),
+            Out::Ring(tx) => went(tx.borrow_mut().try_send(frames)),
             Out::Conflated(q) => {
                 // The message replaced is superseded, as CONFLATE asks.
-                drop(q.force_push(Parts::one(Msg::from(body))));
+                let msg = Parts::from_vec(frames.iter().map(|&f| Msg::from(f)).collect());
+                drop(q.force_push(msg));
                 true
             }
         }
@@ -762,18 +763,23 @@ impl PipeEnd {
         }
     }
 
-    /// Sends a one-frame message of `body` without making a `Msg` of it: through the stream's gate
-    /// (written at once if `small_direct` allows, or batched for the I/O thread), else made in its
-    /// place in the queue, or copied into the shm ring; `false` if it must take the usual way (see
+    /// Sends the message of `frames` (a one-frame message, or a REQ's request behind its
+    /// delimiter) without making a `Msg` of any: through the stream's gate (written at once if
+    /// `small_direct` allows, or batched for the I/O thread), else made in its place in the queue,
+    /// or copied into the shm ring; `false` if it must take the usual way (see
     /// [`PipeEnd::try_send`], and [`PipeEnd::try_send_copy`] for `small_direct`).
-    pub(crate) fn try_send_body(&self, body: &[u8], small_direct: bool) -> bool {
+    pub(crate) fn try_send_frames(&self, frames: &[&[u8]], small_direct: bool) -> bool {
         match &self.way {
             Way::Local(l) if l.shared.has_gate[l.side].load(Ordering::Acquire) => {
-                l.lease_send(&[body])
-                    || l.try_gate(&[body], || vec![Bytes::copy_from_slice(body)], small_direct)
+                l.lease_send(frames)
+                    || l.try_gate(
+                        frames,
+                        || frames.iter().map(|&f| Bytes::copy_from_slice(f)).collect(),
+                        small_direct,
+                    )
             }
-            Way::Local(l) => l.push_body(body),
-            Way::Shm(s) => s.send_frames(&[body]),
+            Way::Local(l) => l.push_frames(frames),
+            Way::Shm(s) => s.send_frames(frames),
         }
     }
 
@@ -1074,10 +1080,10 @@ impl Local {
         }
     }
 
-    /// Queues a one-frame message of `body`, copied into the queue; `false` if the queue is full.
-    fn push_body(&self, body: &[u8]) -> bool {
+    /// Queues the message of `frames`, copied into the queue; `false` if the queue is full.
+    fn push_frames(&self, frames: &[&[u8]]) -> bool {
         self.end_lease();
-        if !self.out.push_body(body) {
+        if !self.out.push_frames(frames) {
             return false;
         }
         self.notify_peer();

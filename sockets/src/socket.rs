@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use zring_engine::{DirectReader, Step, Take};
+use zring_engine::{DirectReader, Step, Take, Taker};
 use zring_zmtp::FrameView;
 
 use crate::context::{Context, Party};
@@ -62,14 +62,18 @@ pub struct Socket {
     plain_out: bool,
     /// Frames of the message being received, not yet returned.
     receiving: VecDeque<Msg>,
-    /// Whether the pattern receives each message from its peers unchanged, or only filters it (PULL,
-    /// DEALER, PAIR, SUB, XSUB): then a read of the one stream on this thread may keep one-frame
-    /// messages in `inbox` (a SUB's filter applies as they are taken, [`Pattern::accepts`]).
-    plain_in: bool,
+    /// Which messages a read of the one stream on this thread may keep in `inbox`: `Some(false)`
+    /// one-frame messages, where the pattern receives each message unchanged or only filters it
+    /// (PULL, DEALER, PAIR, SUB, XSUB; a SUB's filter applies as they are taken,
+    /// [`Pattern::accepts`]); `Some(true)` an empty delimiter and a body, the body kept (REQ and
+    /// REP, whose lock-step applies as they are taken, [`Pattern::check_recv_from`]); `None`: none.
+    inbox_shape: Option<bool>,
     /// One-frame messages this thread read from its stream while nothing from that peer was queued
     /// or held elsewhere (so they come before anything in the pipe): at most one read's worth, taken
     /// before the pipe.
     inbox: Inbox,
+    /// The pipe whose stream the messages of `inbox` came from.
+    inbox_from: PipeId,
     /// Whether the pattern only fair-queues what it receives (PULL, DEALER, PAIR): then a receive
     /// may take its one peer's queue directly ([`Socket::recv_plain`]).
     plain_queue: bool,
@@ -133,15 +137,17 @@ impl Socket {
                 SocketType::Push | SocketType::Dealer | SocketType::Pair
             ),
             receiving: VecDeque::new(),
-            plain_in: matches!(
-                socket_type,
+            inbox_shape: match socket_type {
                 SocketType::Pull
-                    | SocketType::Dealer
-                    | SocketType::Pair
-                    | SocketType::Sub
-                    | SocketType::XSub
-            ),
+                | SocketType::Dealer
+                | SocketType::Pair
+                | SocketType::Sub
+                | SocketType::XSub => Some(false),
+                SocketType::Req | SocketType::Rep => Some(true),
+                _ => None,
+            },
             inbox: Inbox::default(),
+            inbox_from: PipeId::default(),
             plain_queue: matches!(
                 socket_type,
                 SocketType::Pull | SocketType::Dealer | SocketType::Pair
@@ -505,7 +511,10 @@ impl Socket {
                 (Some(wake), Some(direct)) => {
                     let inbox = &mut self.inbox;
                     let mut keep = |view: FrameView<'_>| inbox.keep(view);
-                    let take: Take<'_> = if self.plain_in { Some(&mut keep) } else { None };
+                    let take: Take<'_> = self.inbox_shape.map(|delimited| Taker {
+                        keep: &mut keep,
+                        delimited,
+                    });
                     let step = direct.wait(wake, deadline, || self.waiter.cancel(), take);
                     self.waiter.cancel();
                     match step {
@@ -579,20 +588,29 @@ impl Socket {
     /// has to the session, which queues whole messages in the pipe as the I/O thread would. A socket
     /// with several peers leaves the reading to the I/O thread (it waits on their queues).
     fn read_direct(&mut self) -> Step {
-        let gate = match self.pipes.ids().next() {
-            Some(id) if self.pipes.len() == 1 => self.pipes.get(id).and_then(PipeEnd::gate),
-            _ => None,
-        };
-        let Some(gate) = gate else {
+        let Some((id, gate)) = self
+            .pipes
+            .only_entry()
+            .and_then(|(id, p)| Some((id, p.gate()?)))
+        else {
             return Step::Lost;
         };
         if !self.direct.as_ref().is_some_and(|d| d.is_for(&gate)) {
+            if !self.inbox.is_empty() {
+                // What the inbox holds came from the stream read before: taken first (a REP
+                // replies to the peer it came from).
+                return Step::Empty;
+            }
             self.direct = None;
             self.direct = DirectReader::acquire(&gate);
+            self.inbox_from = id;
         }
         let inbox = &mut self.inbox;
         let mut keep = |view: FrameView<'_>| inbox.keep(view);
-        let take: Take<'_> = if self.plain_in { Some(&mut keep) } else { None };
+        let take: Take<'_> = self.inbox_shape.map(|delimited| Taker {
+            keep: &mut keep,
+            delimited,
+        });
         self.direct.as_mut().map_or(Step::Lost, |d| d.read(take))
     }
 
@@ -721,12 +739,25 @@ impl Socket {
     /// straight to that peer, past the pattern, its bytes into the stream's batch or the shm ring
     /// without becoming a `Msg` where they can, else as a `Msg` into the peer's queue.
     fn send_one(&mut self, msg: impl IntoMsg, timeout: Option<Duration>) -> Result<()> {
-        let plain = self.plain_out
-            && !msg.more()
-            && self.sending.is_empty()
-            && !self.waiter.signal.has_mail();
-        if let Some(pipe) = self.pipes.only().filter(|_| plain) {
-            if pipe.try_send_body(msg.as_ref(), true) {
+        let alone = !msg.more() && self.sending.is_empty() && !self.waiter.signal.has_mail();
+        let only = self.pipes.only_entry().map(|(id, _)| id);
+        if let Some(id) = only.filter(|_| alone && !self.plain_out) {
+            if self.pattern.direct_envelope(id)? {
+                // A REQ's request or a REP's reply to a REQ, behind its delimiter, the same short
+                // way.
+                let sent = self
+                    .pipes
+                    .get(id)
+                    .is_some_and(|pipe| pipe.try_send_frames(&[&[], msg.as_ref()], true));
+                if sent {
+                    self.pattern.sent_direct(id);
+                    return Ok(());
+                }
+                return self.send_frame(msg.into(), timeout);
+            }
+        }
+        if let Some(pipe) = self.pipes.only().filter(|_| alone && self.plain_out) {
+            if pipe.try_send_frames(&[msg.as_ref()], true) {
                 return Ok(());
             }
             return match pipe.try_send(Parts::one(msg.into())) {
@@ -773,7 +804,7 @@ impl Socket {
             // Each look of a wait comes here: no frame is made while the inbox is empty.
             if !s.inbox.is_empty() {
                 let mut msg = Msg::new();
-                if s.pop_inbox(&mut msg) {
+                if s.pop_inbox(&mut msg)? {
                     return Ok(Some(Parts::one(msg)));
                 }
             }
@@ -790,7 +821,7 @@ impl Socket {
             return Ok(m);
         }
         let mut m = Msg::new();
-        if self.pop_inbox(&mut m) || self.recv_plain(&mut m) {
+        if self.pop_inbox(&mut m)? || self.recv_plain(&mut m) {
             return Ok(m);
         }
         // The first frame goes to the caller at once; only the frames after it wait here.
@@ -813,10 +844,22 @@ impl Socket {
 
     /// The oldest message of the inbox that the pattern accepts (the others are dropped, as a SUB
     /// drops what it did not subscribe to), into `out`; `false` if there is none.
+    /// A REQ receiving before it sent is refused ([`Error::InvalidState`]), as by its pattern.
     #[inline]
-    fn pop_inbox(&mut self, out: &mut Msg) -> bool {
+    fn pop_inbox(&mut self, out: &mut Msg) -> Result<bool> {
+        if self.inbox.is_empty() {
+            return Ok(false);
+        }
+        if !self.pattern.check_recv_from(self.inbox_from)? {
+            self.inbox.clear();
+            return Ok(false);
+        }
         let pattern = &self.pattern;
-        self.inbox.pop(out, |body| pattern.accepts(body))
+        let got = self.inbox.pop(out, |body| pattern.accepts(body));
+        if got {
+            self.pattern.received_direct(self.inbox_from);
+        }
+        Ok(got)
     }
 
     /// Receives one frame; [`Msg::more`] says whether more frames of its message follow.
@@ -881,7 +924,10 @@ impl Socket {
     pub fn readable(&mut self) -> bool {
         self.process_mail();
         let ready = |s: &Socket| {
-            !s.receiving.is_empty() || !s.inbox.is_empty() || s.pattern.readable(&s.pipes)
+            !s.receiving.is_empty()
+                || (!s.inbox.is_empty()
+                    && matches!(s.pattern.check_recv_from(s.inbox_from), Ok(true)))
+                || s.pattern.readable(&s.pipes)
         };
         if !ready(self) && self.direct.is_some() {
             // This thread holds the stream's read lease: what the kernel has is ours to read.

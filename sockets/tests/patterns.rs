@@ -24,6 +24,8 @@ for_transports!(
     req_rep_is_lock_step,
     req_round_robins_and_rep_answers_each_requester,
     rep_keeps_the_whole_envelope,
+    req_takes_the_first_delimited_reply_of_its_peer_and_drops_the_rest,
+    rep_answers_requests_one_at_a_time_behind_their_delimiter,
     router_prefixes_and_routes_by_routing_id,
     dealer_round_robins_out_and_fair_queues_in,
     subscribers_get_only_matching_messages,
@@ -92,6 +94,67 @@ fn rep_keeps_the_whole_envelope(net: &Net) {
     dealer.send("no envelope: dropped").unwrap();
     dealer.send_multipart(["", "ok"]).unwrap();
     assert_eq!(text(rep.recv_multipart().unwrap()), ["ok"]);
+}
+
+fn req_takes_the_first_delimited_reply_of_its_peer_and_drops_the_rest(net: &Net) {
+    let (mut router, ep) = net.bound(SocketType::Router);
+    let mut req = net.connected(SocketType::Req, &ep);
+    req.send("q1").unwrap();
+    let got = router.recv_multipart().unwrap();
+    assert_eq!(text(got[1..].to_vec()), ["", "q1"]);
+    let id = got[0].clone();
+    // No delimiter, and a delimiter with two frames behind it: no reply; then the reply; then one
+    // more (the peer misbehaves).
+    router
+        .send_multipart([id.clone(), Msg::from("stray")])
+        .unwrap();
+    router
+        .send_multipart([id.clone(), Msg::from(""), Msg::from("r1")])
+        .unwrap();
+    router
+        .send_multipart([id.clone(), Msg::from(""), Msg::from("extra")])
+        .unwrap();
+    assert_eq!(text(req.recv_multipart().unwrap()), ["r1"]);
+    // Answered: a receive before the next request is refused, whatever is waiting.
+    assert!(!req.readable());
+    assert!(matches!(req.recv(), Err(Error::InvalidState)));
+    req.send("q2").unwrap();
+    assert_eq!(
+        text(router.recv_multipart().unwrap()[1..].to_vec()),
+        ["", "q2"]
+    );
+    // As libzmq's REQ (without REQ_CORRELATE): the next delimited message of the peer it asked is
+    // the reply.
+    assert_eq!(req.recv_string().unwrap(), "extra");
+    req.send("q3").unwrap();
+    assert_eq!(
+        text(router.recv_multipart().unwrap()[1..].to_vec()),
+        ["", "q3"]
+    );
+    router
+        .send_multipart([id, Msg::from(""), Msg::from("r3")])
+        .unwrap();
+    assert_eq!(req.recv_string().unwrap(), "r3");
+}
+
+fn rep_answers_requests_one_at_a_time_behind_their_delimiter(net: &Net) {
+    let (mut rep, ep) = net.bound(SocketType::Rep);
+    let mut dealer = net.connected(SocketType::Dealer, &ep);
+    dealer.send_multipart(["", "a"]).unwrap();
+    dealer.send_multipart(["", "b"]).unwrap();
+    dealer.send_multipart(["hop", "", "c"]).unwrap();
+    assert_eq!(rep.recv_string().unwrap(), "a");
+    // A reply is owed: the next request waits for it.
+    assert!(matches!(rep.recv(), Err(Error::InvalidState)));
+    rep.send("ra").unwrap();
+    assert!(matches!(rep.send("twice"), Err(Error::InvalidState)));
+    assert_eq!(rep.recv_string().unwrap(), "b");
+    rep.send("rb").unwrap();
+    assert_eq!(rep.recv_string().unwrap(), "c");
+    rep.send("rc").unwrap();
+    assert_eq!(text(dealer.recv_multipart().unwrap()), ["", "ra"]);
+    assert_eq!(text(dealer.recv_multipart().unwrap()), ["", "rb"]);
+    assert_eq!(text(dealer.recv_multipart().unwrap()), ["hop", "", "rc"]);
 }
 
 fn router_prefixes_and_routes_by_routing_id(net: &Net) {

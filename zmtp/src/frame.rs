@@ -129,8 +129,8 @@ impl FrameView<'_> {
         }
     }
 
-    /// A view of an owned frame.
-    pub(crate) fn owned(frame: Frame) -> FrameView<'static> {
+    /// A view of an owned frame (for a consumer of views that has a frame of its own to hand on).
+    pub fn owned(frame: Frame) -> FrameView<'static> {
         FrameView {
             flags: frame.flags,
             source: Source::Owned(frame.body),

@@ -52,6 +52,24 @@ pub(crate) trait Pattern: Send {
     fn accepts(&self, _body: &[u8]) -> bool {
         true
     }
+    /// For messages read past the queue from the stream of pipe `id`: whether a receive is
+    /// allowed now by the pattern's state (`Err`: REQ before it sent), and whether they are for
+    /// it (`Ok(false)`: dropped, as a REQ drops what comes from a peer it did not ask).
+    fn check_recv_from(&self, _id: PipeId) -> Result<bool, Error> {
+        Ok(true)
+    }
+    /// A message read past the queue from the stream of pipe `id`, an empty delimiter and a body,
+    /// was received (REQ: the reply; REP: a request, to be answered behind the same delimiter).
+    fn received_direct(&mut self, _id: PipeId) {}
+    /// Whether the next message may go straight to the socket's one peer, `id`, behind one empty
+    /// delimiter, as the pattern's `send` would send it (REQ: a request; REP: the reply to a
+    /// request that came behind a delimiter alone); `Err` if a send is refused now. Once it went,
+    /// [`Pattern::sent_direct`] is called.
+    fn direct_envelope(&self, _id: PipeId) -> Result<bool, Error> {
+        Ok(false)
+    }
+    /// A message went to pipe `id` past `send`, as [`Pattern::direct_envelope`] allowed.
+    fn sent_direct(&mut self, _id: PipeId) {}
     /// Whether a message could be received without blocking.
     fn readable(&self, pipes: &Pipes) -> bool;
     /// Whether a message could be sent without blocking.

@@ -72,6 +72,25 @@ impl Pattern for Req {
         Ok(None)
     }
 
+    fn check_recv_from(&self, id: PipeId) -> Result<bool, Error> {
+        match self.awaiting {
+            Some(expected) => Ok(expected == id),
+            None => Err(Error::InvalidState),
+        }
+    }
+
+    fn received_direct(&mut self, _: PipeId) {
+        self.awaiting = None;
+    }
+
+    fn direct_envelope(&self, _: PipeId) -> Result<bool, Error> {
+        self.check_send().map(|()| true)
+    }
+
+    fn sent_direct(&mut self, id: PipeId) {
+        self.awaiting = Some(id);
+    }
+
     fn readable(&self, pipes: &Pipes) -> bool {
         self.awaiting
             .and_then(|id| pipes.get(id))
@@ -88,7 +107,8 @@ impl Pattern for Req {
 #[derive(Default)]
 pub(crate) struct Rep {
     fq: FairQueue,
-    /// The requester and its envelope, while a reply is owed.
+    /// The requester and the frames of its envelope before the empty delimiter (none from a REQ),
+    /// while a reply is owed.
     replying: Option<(PipeId, Vec<Msg>)>,
 }
 
@@ -113,6 +133,7 @@ impl Pattern for Rep {
         let Some((id, envelope)) = self.replying.take() else {
             return Err(SendError::Fail(Error::InvalidState));
         };
+        msg.push_front(Msg::new());
         for frame in envelope.into_iter().rev() {
             msg.push_front(frame);
         }
@@ -131,12 +152,11 @@ impl Pattern for Rep {
             let mut envelope = Vec::new();
             let mut found = false;
             while let Some(frame) = msg.pop_front() {
-                let delimiter = frame.is_empty();
-                envelope.push(frame);
-                if delimiter {
+                if frame.is_empty() {
                     found = true;
                     break;
                 }
+                envelope.push(frame);
             }
             // No delimiter, or nothing after it: not a request, dropped (as libzmq).
             if found {
@@ -145,6 +165,28 @@ impl Pattern for Rep {
             }
         }
         Ok(None)
+    }
+
+    fn check_recv_from(&self, _: PipeId) -> Result<bool, Error> {
+        match self.replying {
+            Some(_) => Err(Error::InvalidState),
+            None => Ok(true),
+        }
+    }
+
+    fn received_direct(&mut self, id: PipeId) {
+        self.replying = Some((id, Vec::new()));
+    }
+
+    fn direct_envelope(&self, id: PipeId) -> Result<bool, Error> {
+        match &self.replying {
+            Some((to, envelope)) => Ok(*to == id && envelope.is_empty()),
+            None => Err(Error::InvalidState),
+        }
+    }
+
+    fn sent_direct(&mut self, _: PipeId) {
+        self.replying = None;
     }
 
     fn readable(&self, pipes: &Pipes) -> bool {

@@ -8,7 +8,7 @@ use crate::pipe::{Parts, PipeEnd};
 /// A large body is shared between the copies, never duplicated, and the last pipe gets `msg` itself.
 /// With more than one pipe, small messages go through the queues or the streams' batches (see
 /// `PipeEnd::try_send_copy`), a one-frame one from its bytes, with no copy of the message made
-/// for a pipe that does not need one (`PipeEnd::try_send_body`).
+/// for a pipe that does not need one (`PipeEnd::try_send_frames`).
 pub(crate) fn send(pipes: &Pipes, targets: impl Iterator<Item = PipeId>, msg: Parts) -> u64 {
     let several = pipes.len() > 1;
     let send = if several {
@@ -20,7 +20,7 @@ pub(crate) fn send(pipes: &Pipes, targets: impl Iterator<Item = PipeId>, msg: Pa
     let mut dropped = 0;
     let mut targets = targets.filter_map(|id| pipes.get(id)).peekable();
     while let Some(pipe) = targets.next() {
-        if small && pipe.try_send_body(msg.first(), false) {
+        if small && pipe.try_send_frames(&[msg.first()], false) {
             continue;
         }
         if targets.peek().is_none() {

@@ -27,7 +27,7 @@ impl Duplex {
 }
 
 /// Names one pipe of a socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct PipeId(usize);
 
 /// The pipes of a socket, by id. Ids are reused after a pipe is removed.
@@ -95,10 +95,19 @@ impl Pipes {
     /// The pipe, if there is exactly one.
     #[inline]
     pub(crate) fn only(&self) -> Option<&PipeEnd> {
+        self.only_entry().map(|(_, pipe)| pipe)
+    }
+
+    /// The pipe and its id, if there is exactly one.
+    #[inline]
+    pub(crate) fn only_entry(&self) -> Option<(PipeId, &PipeEnd)> {
         if self.len() != 1 {
             return None;
         }
-        self.slots.iter().flatten().next()
+        self.slots
+            .iter()
+            .enumerate()
+            .find_map(|(i, p)| p.as_ref().map(|p| (PipeId(i), p)))
     }
 }
 
