@@ -1259,6 +1259,12 @@ fn receive(
     fd: RawFd,
     flags: libc::c_int,
 ) -> Result<Option<(Bytes, bool)>, Failure> {
+    // Once nothing refers to what was read before, the next read goes to the buffer's start again:
+    // memory the last reads warmed, not the next cold part of it.
+    if buf.is_empty() {
+        // Reclaimed or not, the check below gives the read its room.
+        let _ = buf.try_reclaim(READ_BUFFER);
+    }
     if buf.capacity() - buf.len() < READ_MIN {
         *buf = BytesMut::with_capacity(READ_BUFFER);
     }
