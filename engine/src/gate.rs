@@ -28,8 +28,8 @@
 //! - **Direct reads** ([`DirectReader`]): a socket whose thread waits in `recv` on this one stream takes
 //!   the *read lease*: it polls the stream itself and runs the codec and the session on what arrives,
 //!   so a message goes from the kernel to the caller on one thread, as with a bare socket. While the
-//!   lease is out the I/O thread neither reads nor polls the stream. It takes the lease back when the
-//!   socket has not been waiting for [`LEASE_IDLE`], so input keeps flowing (and heartbeats are
+//!   lease is out the I/O thread neither reads nor polls the stream. It takes the lease back when it
+//!   has found the socket not waiting for [`LEASE_IDLE`], so input keeps flowing (and heartbeats are
 //!   answered) while the application is busy elsewhere.
 
 use std::io;
@@ -42,13 +42,16 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use rtrb::{Consumer, CopyToUninit, Producer, RingBuffer};
 use zring_zmtp::{
-    encode_header, flags, Connection, EventRef, Frame, FrameView, Transmit, MAX_HEADER_LEN,
+    encode_header, flags, Clock, Connection, EventRef, Frame, FrameView, SystemClock, Transmit,
+    MAX_HEADER_LEN,
 };
 
 use crate::session::Session;
 use crate::{EventFd, Waker};
 
-/// How long a read lease may sit unused (its socket not waiting) before the I/O thread takes it back.
+/// How long a read lease may sit unused (its socket not waiting) before the I/O thread takes it back,
+/// counted from when the I/O thread first found it unused (at one of its looks, `LEASE_CHECK`
+/// apart at most: so 2-12 ms after the socket's receive returned).
 pub const LEASE_IDLE: Duration = Duration::from_millis(2);
 /// How often the I/O thread looks at a lease whose socket is waiting.
 const LEASE_CHECK: Duration = Duration::from_millis(10);
@@ -96,9 +99,13 @@ pub enum Direct {
 enum Reader {
     /// The I/O thread (readiness polls through its ring).
     Engine,
-    /// The socket's thread, which holds the lease; `waiting` while it is in a receive, else since
-    /// `left`.
-    App { waiting: bool, left: Instant },
+    /// The socket's thread, which holds the lease; `waiting` while it is in a receive. While it
+    /// is not, `seen` is when the I/O thread first found it so (`None`: not yet), from which
+    /// [`LEASE_IDLE`] counts: the socket's thread reads no clock to say when it left.
+    App {
+        waiting: bool,
+        seen: Option<Instant>,
+    },
 }
 
 /// Why a stream failed, found by whichever thread was reading it.
@@ -1091,10 +1098,18 @@ impl Inner {
         self.reader == Reader::Engine
     }
 
-    /// Takes back a lease unused for [`LEASE_IDLE`]; says whether it did.
+    /// Takes back a lease found unused [`LEASE_IDLE`] ago and since; says whether it did. A lease
+    /// found unused for the first time is noted as such at `now`.
     pub(crate) fn reclaim(&mut self, now: Instant) -> bool {
-        let idle =
-            matches!(self.reader, Reader::App { waiting: false, left } if now >= left + LEASE_IDLE);
+        let Reader::App {
+            waiting: false,
+            seen,
+        } = &mut self.reader
+        else {
+            return false;
+        };
+        let since = *seen.get_or_insert(now);
+        let idle = now.saturating_duration_since(since) >= LEASE_IDLE;
         if idle {
             self.reader = Reader::Engine;
         }
@@ -1105,8 +1120,12 @@ impl Inner {
     pub(crate) fn lease_deadline(&self, now: Instant) -> Option<Instant> {
         match self.reader {
             Reader::Engine => None,
-            Reader::App { waiting: true, .. } => Some(now + LEASE_CHECK),
-            Reader::App { left, .. } => Some(left + LEASE_IDLE),
+            Reader::App {
+                waiting: false,
+                seen: Some(seen),
+            } => Some(seen + LEASE_IDLE),
+            // Waiting, or not yet found unused: looked at again later.
+            Reader::App { .. } => Some(now + LEASE_CHECK),
         }
     }
 
@@ -1115,7 +1134,7 @@ impl Inner {
     pub(crate) fn pump(
         &mut self,
         fd: RawFd,
-        now: Instant,
+        now: impl Clock,
         take: Take<'_>,
     ) -> Result<Pumped, Failure> {
         if let Some(pumped) = self.pump_body(fd, now)? {
@@ -1135,7 +1154,7 @@ impl Inner {
     /// Reads the rest of a long frame body straight into the codec's buffer for it, so that a large
     /// message is copied once from the kernel, not into a read buffer first and then again. `None`
     /// when no such body is being assembled.
-    fn pump_body(&mut self, fd: RawFd, now: Instant) -> Result<Option<Pumped>, Failure> {
+    fn pump_body(&mut self, fd: RawFd, now: impl Clock) -> Result<Option<Pumped>, Failure> {
         let Some(codec) = self.codec.as_mut() else {
             return Ok(None);
         };
@@ -1177,7 +1196,7 @@ impl Inner {
     pub(crate) fn input(
         &mut self,
         data: &Bytes,
-        now: Instant,
+        now: impl Clock,
         take: Take<'_>,
     ) -> Result<(), Failure> {
         let Some(codec) = self.codec.as_mut() else {
@@ -1324,16 +1343,15 @@ fn settle(g: &mut Inner, waker: &Waker, pumped: Result<Pumped, Failure>) -> (Ste
 }
 
 /// After a read or a wait of the read lease that handed input to the session (under the gate's
-/// lock, `g`): the socket's receive is about to return with it, so from `now` the lease counts as
-/// unused, as [`DirectReader::leave`] would say; returns whether it does. Leave then has nothing to
-/// say (no lock and no clock read more per receive); a receive that goes on to wait says that it
-/// waits again first.
-fn delivered(g: &mut Inner, step: Step, now: Instant) -> bool {
+/// lock, `g`): the socket's receive is about to return with it, so the lease is unused from now
+/// on, as [`DirectReader::leave`] would say; returns whether it is. Leave then has nothing to say
+/// (no lock more per receive); a receive that goes on to wait says that it waits again first.
+fn delivered(g: &mut Inner, step: Step) -> bool {
     let delivered = step == Step::Delivered;
     if delivered {
         g.reader = Reader::App {
             waiting: false,
-            left: now,
+            seen: None,
         };
     }
     delivered
@@ -1396,7 +1414,7 @@ impl DirectReader {
         let fd = unsafe { OwnedFd::from_raw_fd(dup) };
         g.reader = Reader::App {
             waiting: true,
-            left: Instant::now(),
+            seen: None,
         };
         let generation = g.generation;
         drop(g);
@@ -1431,13 +1449,12 @@ impl DirectReader {
         if g.generation != self.generation || g.fd < 0 {
             return None;
         }
-        // While we wait, when we left does not count.
-        let Reader::App { left, .. } = g.reader else {
+        if !matches!(g.reader, Reader::App { .. }) {
             return None;
-        };
+        }
         g.reader = Reader::App {
             waiting: true,
-            left,
+            seen: None,
         };
         Some(g)
     }
@@ -1457,10 +1474,9 @@ impl DirectReader {
             self.more = true;
             return Step::Delivered;
         }
-        let now = Instant::now();
-        let pumped = g.pump(fd, now, take);
+        let pumped = g.pump(fd, SystemClock, take);
         let (step, more) = settle(&mut g, &self.gate.waker, pumped);
-        let left = delivered(&mut g, step, now);
+        let left = delivered(&mut g, step);
         drop(g);
         self.entered &= !left;
         self.more = more;
@@ -1517,14 +1533,15 @@ impl DirectReader {
                 return Step::Lost;
             };
             g.buf = buf;
-            let now = Instant::now();
             let pumped = match got {
-                Ok(Some((data, full))) => g.input(&data, now, take).map(|()| Pumped::Data { full }),
+                Ok(Some((data, full))) => g
+                    .input(&data, SystemClock, take)
+                    .map(|()| Pumped::Data { full }),
                 Ok(None) => Ok(Pumped::Empty),
                 Err(failure) => Err(failure),
             };
             let (step, more) = settle(&mut g, &self.gate.waker, pumped);
-            let left = delivered(&mut g, step, now);
+            let left = delivered(&mut g, step);
             drop(g);
             self.entered &= !left;
             self.more = more;
@@ -1579,7 +1596,7 @@ impl DirectReader {
     }
 
     /// The socket's receive returned: from now the I/O thread may take the lease back once it has
-    /// been unused for [`LEASE_IDLE`].
+    /// found it unused for [`LEASE_IDLE`].
     pub fn leave(&mut self) {
         self.fresh = true;
         if !std::mem::take(&mut self.entered) {
@@ -1589,7 +1606,7 @@ impl DirectReader {
         if g.generation == self.generation && g.reader != Reader::Engine {
             g.reader = Reader::App {
                 waiting: false,
-                left: Instant::now(),
+                seen: None,
             };
         }
     }
@@ -1842,26 +1859,31 @@ mod tests {
     }
 
     #[test]
-    fn a_read_that_delivers_starts_the_lease_idle_clock_by_itself() {
+    fn a_read_that_delivers_leaves_the_lease_unused_without_a_leave_or_a_clock_read() {
         let (gate, _ours, mut theirs, _) = gate_with_buffers(1 << 16);
         let (mut push, pull) = ready_pair();
         gate.lock().codec = Some(pull);
         let gate = Arc::new(gate);
         let mut reader = DirectReader::acquire(&gate).unwrap();
-        let later = || Instant::now() + 2 * LEASE_IDLE;
+        let later = |t: Instant| t + LEASE_IDLE;
         // A reader that has not come back from its receive is never taken back.
-        assert!(!gate.lock().reclaim(later()));
+        let now = Instant::now();
+        assert!(!gate.lock().reclaim(now));
+        assert!(!gate.lock().reclaim(later(now)));
         push.send_frame_copy(b"hello", false).unwrap();
         let mut out = Transmit::new();
         push.poll_transmit(&mut out);
         theirs.write_all(&out.to_vec()).unwrap();
         // The frame is in the stream before the read: one non-blocking read takes it.
         assert_eq!(reader.read(None), Step::Delivered);
-        // The receive returns with it: the lease is idle from then on, with no `leave` (and no lock
-        // for it); after LEASE_IDLE the I/O thread takes it back.
+        // The receive returns with it: the lease is unused from then on, with no `leave` (and no
+        // lock for it). The I/O thread notes when it first finds it so, and takes it back
+        // LEASE_IDLE after that.
         assert!(!reader.entered);
-        assert!(!gate.lock().reclaim(Instant::now()));
-        assert!(gate.lock().reclaim(later()));
+        let seen = Instant::now();
+        assert!(!gate.lock().reclaim(seen));
+        assert_eq!(gate.lock().lease_deadline(seen), Some(later(seen)));
+        assert!(gate.lock().reclaim(later(seen)));
         reader.leave();
         assert!(gate.lock().engine_reads());
     }

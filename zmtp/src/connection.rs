@@ -23,6 +23,30 @@ use crate::metadata::Metadata;
 use crate::socket_type::SocketType;
 use crate::transmit::{Transmit, DEFAULT_INLINE_MAX};
 
+/// The time of an input, for the codec's timers. Only commands read it (READY starts the
+/// heartbeat, a PING's TTL sets a deadline), so a driver may pass [`SystemClock`] and spare the
+/// clock read of every input that holds only messages; an [`Instant`] is its own time.
+pub trait Clock: Copy {
+    /// The time now.
+    fn now(self) -> Instant;
+}
+
+impl Clock for Instant {
+    fn now(self) -> Instant {
+        self
+    }
+}
+
+/// The system's monotonic clock, read when a command needs the time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(self) -> Instant {
+        Instant::now()
+    }
+}
+
 /// What a connection needs to know of its socket.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -262,7 +286,7 @@ impl Connection {
     pub fn handle_input_with(
         &mut self,
         data: &Bytes,
-        now: Instant,
+        now: impl Clock,
         mut on_event: impl FnMut(EventRef<'_>),
     ) -> Result<(), Error> {
         if let Some(e) = &self.closed {
@@ -285,7 +309,7 @@ impl Connection {
     pub fn fill_body(
         &mut self,
         min: usize,
-        now: Instant,
+        now: impl Clock,
         fill: impl FnOnce(&mut Vec<u8>, usize),
         mut on_event: impl FnMut(EventRef<'_>),
     ) -> Option<Result<(), Error>> {
@@ -316,7 +340,7 @@ impl Connection {
     fn process(
         &mut self,
         data: &Bytes,
-        now: Instant,
+        now: impl Clock,
         on_event: &mut impl FnMut(EventRef<'_>),
     ) -> Result<(), Error> {
         if data.is_empty() {
@@ -367,7 +391,7 @@ impl Connection {
     fn on_frame(
         &mut self,
         frame: FrameView<'_>,
-        now: Instant,
+        now: impl Clock,
         on_event: &mut impl FnMut(EventRef<'_>),
     ) -> Result<(), Error> {
         self.stats.frames_received += 1;
@@ -411,7 +435,7 @@ impl Connection {
     fn on_command_frame(
         &mut self,
         body: Bytes,
-        now: Instant,
+        now: impl Clock,
         on_event: &mut impl FnMut(EventRef<'_>),
     ) -> Result<(), Error> {
         let cmd = Command::decode(body)?;
@@ -424,7 +448,7 @@ impl Connection {
     fn on_handshake_command(
         &mut self,
         cmd: Command,
-        now: Instant,
+        now: impl Clock,
         on_event: &mut impl FnMut(EventRef<'_>),
     ) -> Result<(), Error> {
         match cmd {
@@ -442,7 +466,7 @@ impl Connection {
     fn on_ready(
         &mut self,
         md: Metadata,
-        now: Instant,
+        now: impl Clock,
         on_event: &mut impl FnMut(EventRef<'_>),
     ) -> Result<(), Error> {
         let ours = self.config.socket_type;
@@ -472,7 +496,7 @@ impl Connection {
         self.peer_type = Some(theirs);
         self.handshake_deadline = None;
         if version == Version::V3_1 {
-            self.next_ping = self.config.heartbeat_ivl.map(|ivl| now + ivl);
+            self.next_ping = self.config.heartbeat_ivl.map(|ivl| now.now() + ivl);
         }
         on_event(EventRef::Ready(Box::new(PeerInfo {
             version,
@@ -486,7 +510,7 @@ impl Connection {
     fn on_command(
         &mut self,
         cmd: Command,
-        now: Instant,
+        now: impl Clock,
         on_event: &mut impl FnMut(EventRef<'_>),
     ) -> Result<(), Error> {
         let publisher = self.config.socket_type.is_publisher();
@@ -497,7 +521,8 @@ impl Connection {
                 self.stats.pings_received += 1;
                 self.pong_pending = Some(context);
                 if ttl > 0 {
-                    self.ttl_deadline = Some(now + Duration::from_millis(u64::from(ttl) * 100));
+                    self.ttl_deadline =
+                        Some(now.now() + Duration::from_millis(u64::from(ttl) * 100));
                 }
             }
             Command::Pong { .. } => self.stats.pongs_received += 1,

@@ -72,7 +72,7 @@ pub mod fuzzing;
 pub mod testing;
 
 pub use command::Command;
-pub use connection::{Config, Connection, Event, EventRef, PeerInfo, Stats};
+pub use connection::{Clock, Config, Connection, Event, EventRef, PeerInfo, Stats, SystemClock};
 pub use error::{Error, Incompatible, MetadataError, PeerMisbehaved, TimeoutKind, UsageError};
 pub use frame::{encode_header, flags, Frame, FrameDecoder, FrameView, MAX_HEADER_LEN};
 pub use greeting::{Greeting, Mechanism, Version, GREETING_LEN};
