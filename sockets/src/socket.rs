@@ -95,6 +95,11 @@ pub struct Socket {
     direct: Option<DirectReader>,
     /// Blocking calls made (the CPU is noted once in [`CPU_EVERY`]).
     calls: u32,
+    /// Whether another thread may bring this socket a new pipe (a command in its mailbox): it
+    /// bound an endpoint (peers come), or made a connection whose pipe comes at the handshake
+    /// (ROUTER, `IMMEDIATE`, shm). If not, a receive from its one stream may wait for that stream
+    /// alone ([`DirectReader::wait`]).
+    mail_expected: bool,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -161,6 +166,7 @@ impl Socket {
             last_endpoint: None,
             direct: None,
             calls: 0,
+            mail_expected: socket_type == SocketType::Router,
             _not_sync: PhantomData,
         }
     }
@@ -255,7 +261,9 @@ impl Socket {
     /// Binds to an endpoint: `inproc://name`, `tcp://host:port` (`*` for every interface, port 0 or
     /// `*` for an ephemeral one: see [`Socket::last_endpoint`]), `ipc://path` or `ipc://@abstract`.
     pub fn bind(&mut self, endpoint: &str) -> Result<()> {
-        match Endpoint::parse(endpoint)? {
+        let parsed = Endpoint::parse(endpoint)?;
+        self.mail_expected = true;
+        match parsed {
             Endpoint::Tcp { host, port } => {
                 let engine = self.ctx.engine()?;
                 let target = self.tcp_target(endpoint, &host, port);
@@ -305,6 +313,7 @@ impl Socket {
                 let target = self.tcp_target(endpoint, &host, port);
                 let thread = self.io_thread(engine.threads());
                 let pipe = self.connecting_pipe();
+                self.mail_expected |= pipe.is_none();
                 tcp::connect(
                     &engine,
                     thread,
@@ -320,6 +329,7 @@ impl Socket {
                 let engine = self.ctx.engine()?;
                 let thread = self.io_thread(engine.threads());
                 let pipe = self.connecting_pipe();
+                self.mail_expected |= pipe.is_none();
                 ipc::connect(&engine, thread, &name, self.link(), pipe, self.reconnect())?;
                 self.last_endpoint = Some(endpoint.to_string());
                 Ok(())
@@ -331,6 +341,8 @@ impl Socket {
                 Ok(())
             }
             Endpoint::Shm(name) => {
+                // Its pipe comes (again) with each rendezvous.
+                self.mail_expected = true;
                 let early = self.socket_type != SocketType::Router && !self.options.immediate;
                 if let Some(pipe) = shm::connect(&name, self.shm_link(), early)? {
                     self.attach(pipe);
@@ -515,7 +527,8 @@ impl Socket {
                         keep: &mut keep,
                         delimited,
                     });
-                    let step = direct.wait(wake, deadline, || self.waiter.cancel(), take);
+                    let alone = !self.mail_expected;
+                    let step = direct.wait(wake, deadline, || self.waiter.cancel(), take, alone);
                     self.waiter.cancel();
                     match step {
                         Step::Lost => self.direct = None,
