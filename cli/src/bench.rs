@@ -106,9 +106,43 @@ pub(crate) enum Kind {
     Memory,
 }
 
-/// A receive that waits this long ends its run with an error (run again once), never a hang: libzmq
-/// stopped delivering an ipc stream once in many runs.
+/// A libzmq receive that waits this long ends its run with an error (run again once), never a hang:
+/// libzmq stopped delivering an ipc stream once in many runs.
 const STALL: Duration = Duration::from_secs(20);
+
+/// A cell with no result after this long has stalled: the bench says which and exits. zring's
+/// sockets wait as the bare limit's do, with no receive timeout (a timeout costs a timer and clock
+/// reads per receive that the bare programs do not pay), so nothing else would end such a wait.
+const CELL_LIMIT: Duration = Duration::from_secs(120);
+
+/// Starts the watchdog of [`CELL_LIMIT`]: each cell sends its name as it begins; the thread ends
+/// when the sender is dropped.
+fn watchdog() -> std::sync::mpsc::Sender<String> {
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut cell = String::new();
+        loop {
+            match rx.recv_timeout(CELL_LIMIT) {
+                Ok(next) => cell = next,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    eprintln!(
+                        "\n{cell}: no result after {} s: stalled",
+                        CELL_LIMIT.as_secs()
+                    );
+                    std::process::exit(2);
+                }
+            }
+        }
+    });
+    tx
+}
+
+/// A process the bench starts ends with the bench (a stalled bench exits, see [`CELL_LIMIT`]).
+fn die_with_parent() {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and no pointers.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+}
 
 /// How many subscribers the fan-out rows have.
 const FANOUT: [usize; 2] = [1, 8];
@@ -309,7 +343,6 @@ impl Ctx {
         match self {
             Ctx::Zring(ctx) => {
                 let mut s = ctx.socket(t).map_err(|x| e(&x))?;
-                s.set_rcvtimeo(Some(STALL)).map_err(|x| e(&x))?;
                 if kind == Kind::Fanout {
                     s.set_sndhwm(0).map_err(|x| e(&x))?;
                     s.set_rcvhwm(0).map_err(|x| e(&x))?;
@@ -569,6 +602,7 @@ pub(crate) fn memory_main(args: &[String]) -> Result<(), String> {
     let [imp, n] = args else {
         return Err("usage: __bench-memory IMP N".into());
     };
+    die_with_parent();
     let imp = Imp::from_str(imp, true)?;
     memory_command(imp, n.parse().map_err(|_| "bad count")?)
 }
@@ -579,6 +613,7 @@ pub(crate) fn serve_command(args: &[String]) -> Result<(), String> {
     let [imp, kind, ep, size, count, subs, core, wait] = args else {
         return Err("usage: __bench-serve IMP KIND ENDPOINT SIZE COUNT SUBS CORE WAIT".into());
     };
+    die_with_parent();
     pin(core.parse().ok());
     BUSY_POLL.store(wait == "busy", Ordering::Relaxed);
     let imp = Imp::from_str(imp, true)?;
@@ -978,6 +1013,8 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
     };
     // samples[(cell index, imp)] -> per-round samples
     let mut samples: Vec<Vec<(Imp, Sample)>> = (0..cells.len()).map(|_| Vec::new()).collect();
+    // Started before any pin: it may run anywhere, and wakes only to take a cell's name.
+    let stall = watchdog();
     for _ in 0..rounds {
         for (i, &(kind, t, size, placement, subs)) in cells.iter().enumerate() {
             let (client_core, server_core) = placement.cores(&cores);
@@ -989,6 +1026,8 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
             for imp in imps_for(t, kind) {
                 let cell = format!("{kind:?} {t:?} {size} B {placement:?} {imp:?}");
                 progress.step(&cell);
+                // The watchdog outlives the loop: a send cannot fail.
+                let _ = stall.send(cell.clone());
                 let once = || match (kind, t) {
                     (Kind::Memory, _) => measure_memory(imp, args.quick),
                     (Kind::Fanout, _) => measure_fanout(imp, size, subs, args.quick, server_core),
@@ -1006,6 +1045,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
             }
         }
     }
+    drop(stall);
     let mut rows = Vec::new();
     for (i, &(kind, t, size, placement, subs)) in cells.iter().enumerate() {
         let per = |imp: Imp, f: &dyn Fn(&Sample) -> Option<f64>| {
