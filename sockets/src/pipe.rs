@@ -763,8 +763,8 @@ impl PipeEnd {
         }
     }
 
-    /// Sends the message of `frames` (a one-frame message, or a REQ's request behind its
-    /// delimiter) without making a `Msg` of any: through the stream's gate (written at once if
+    /// Sends the message of `frames` (a one-frame message, or a REQ's request or a REP's reply
+    /// behind its delimiter) without making a `Msg` of any: through the stream's gate (written at once if
     /// `small_direct` allows, or batched for the I/O thread), else made in its place in the queue,
     /// or copied into the shm ring; `false` if it must take the usual way (see
     /// [`PipeEnd::try_send`], and [`PipeEnd::try_send_copy`] for `small_direct`).

@@ -857,7 +857,8 @@ impl Socket {
 
     /// The oldest message of the inbox that the pattern accepts (the others are dropped, as a SUB
     /// drops what it did not subscribe to), into `out`; `false` if there is none.
-    /// A REQ receiving before it sent is refused ([`Error::InvalidState`]), as by its pattern.
+    /// A REQ receiving before it sent, or a REP before it replied, is refused
+    /// ([`Error::InvalidState`]), as by its pattern.
     #[inline]
     fn pop_inbox(&mut self, out: &mut Msg) -> Result<bool> {
         if self.inbox.is_empty() {
