@@ -1863,45 +1863,25 @@ mod tests {
         input(&split.slice(..2), &mut kept);
         input(&split.slice(2..), &mut kept);
         assert_eq!(frames(&got), [(b"".to_vec(), true), (b"c".to_vec(), false)]);
-        // A delimiter with two frames behind it, then a message without one, then one with: all
-        // for the session, in order, since the read's first message was not of the shape.
-        input(
-            &wire(&[
+        // Reads whose first message is not of the shape (a delimiter with two frames behind it; no
+        // delimiter): all for the session, in order, the messages of the shape after them too.
+        let not_first: [&[(&[u8], bool)]; 2] = [
+            &[
                 (b"", true),
                 (b"d", true),
                 (b"e", false),
                 (b"f", false),
                 (b"", true),
                 (b"g", false),
-            ]),
-            &mut kept,
-        );
-        assert_eq!(kept.len(), 2);
-        assert_eq!(
-            frames(&got),
-            [
-                (b"".to_vec(), true),
-                (b"d".to_vec(), true),
-                (b"e".to_vec(), false),
-                (b"f".to_vec(), false),
-                (b"".to_vec(), true),
-                (b"g".to_vec(), false),
-            ]
-        );
-        // A message without a delimiter first: the session's, and so is what follows it.
-        input(
-            &wire(&[(b"h", false), (b"", true), (b"i", false)]),
-            &mut kept,
-        );
-        assert_eq!(kept.len(), 2);
-        assert_eq!(
-            frames(&got),
-            [
-                (b"h".to_vec(), false),
-                (b"".to_vec(), true),
-                (b"i".to_vec(), false)
-            ]
-        );
+            ],
+            &[(b"h", false), (b"", true), (b"i", false)],
+        ];
+        for read in not_first {
+            input(&wire(read), &mut kept);
+            assert_eq!(kept.len(), 2);
+            let owned: Vec<(Vec<u8>, bool)> = read.iter().map(|&(b, m)| (b.to_vec(), m)).collect();
+            assert_eq!(frames(&got), owned);
+        }
     }
 
     #[test]

@@ -753,31 +753,26 @@ impl Socket {
     /// without becoming a `Msg` where they can, else as a `Msg` into the peer's queue.
     fn send_one(&mut self, msg: impl IntoMsg, timeout: Option<Duration>) -> Result<()> {
         let alone = !msg.more() && self.sending.is_empty() && !self.waiter.signal.has_mail();
-        let only = self.pipes.only_entry().map(|(id, _)| id);
-        if let Some(id) = only.filter(|_| alone && !self.plain_out) {
+        if let Some((id, pipe)) = self.pipes.only_entry().filter(|_| alone) {
+            if self.plain_out {
+                if pipe.try_send_frames(&[msg.as_ref()], true) {
+                    return Ok(());
+                }
+                return match pipe.try_send(Parts::one(msg.into())) {
+                    Ok(()) => Ok(()),
+                    // Full: the usual way waits for room (or says it would block).
+                    Err(parts) => self.send_parts(parts, timeout),
+                };
+            }
             if self.pattern.direct_envelope(id)? {
                 // A REQ's request or a REP's reply to a REQ, behind its delimiter, the same short
                 // way.
-                let sent = self
-                    .pipes
-                    .get(id)
-                    .is_some_and(|pipe| pipe.try_send_frames(&[&[], msg.as_ref()], true));
-                if sent {
+                if pipe.try_send_frames(&[&[], msg.as_ref()], true) {
                     self.pattern.sent_direct(id);
                     return Ok(());
                 }
                 return self.send_frame(msg.into(), timeout);
             }
-        }
-        if let Some(pipe) = self.pipes.only().filter(|_| alone && self.plain_out) {
-            if pipe.try_send_frames(&[msg.as_ref()], true) {
-                return Ok(());
-            }
-            return match pipe.try_send(Parts::one(msg.into())) {
-                Ok(()) => Ok(()),
-                // Full: the usual way waits for room (or says it would block).
-                Err(parts) => self.send_parts(parts, timeout),
-            };
         }
         self.send_frame(msg.into(), timeout)
     }
