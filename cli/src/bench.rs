@@ -210,6 +210,38 @@ enum Sample {
     Memory(f64),
 }
 
+impl Sample {
+    /// This sample and a later slice of the same cell as one: their one-way latencies pooled. Only
+    /// latency is measured in slices ([`slices`]); any other sample is whole, and `more` replaces it.
+    fn pool(self, more: Sample) -> Sample {
+        match (self, more) {
+            (Sample::Latency(mut all), Sample::Latency(more)) => {
+                all.extend(more);
+                Sample::Latency(all)
+            }
+            (_, more) => more,
+        }
+    }
+}
+
+/// A latency cell of a round is measured in this many slices, each a connection of its own with a
+/// share of the round trips, taken in turn by each implementation (zring, libzmq, bare, zring, ...),
+/// and each implementation's slices are pooled into its sample. On this machine the cost of a
+/// wake-up across cores flips between two levels (15 and 150 us) within a fraction of a second, so
+/// that three back-to-back runs of 0.1-0.2 s each could find different levels and the tails compared
+/// the machine's phases rather than the implementations; slices spread each one's round trips over
+/// the same stretch of time.
+const LATENCY_SLICES: usize = 4;
+
+/// How many slices a cell of `kind` is measured in (see [`LATENCY_SLICES`]); one with `--quick`.
+fn slices(kind: Kind, quick: bool) -> usize {
+    if kind == Kind::Latency && !quick {
+        LATENCY_SLICES
+    } else {
+        1
+    }
+}
+
 /// How many round trips (latency) or messages (throughput) a measurement takes. A stream of small
 /// messages is 3 M long for the libraries (at 4-20 M msgs/s, 150-750 ms: long past the start-up of
 /// threads and buffers, which a stream of 300 k, 15 ms at zring's rate, was not) and 300 k for the
@@ -736,7 +768,7 @@ fn measure(
     quick: bool,
     server_core: Option<usize>,
 ) -> Result<Sample, String> {
-    let count = count(imp, kind, size, quick);
+    let count = count(imp, kind, size, quick).div_ceil(slices(kind, quick));
     let (server, ep) = Server::start(imp, kind, transport, (size, count, 1), server_core)?;
     let payload = vec![0x5Au8; size];
     let rtts = match imp {
@@ -835,7 +867,7 @@ fn measure_inproc(
     server_core: Option<usize>,
     spin_cores: (Option<usize>, Option<usize>),
 ) -> Result<Sample, String> {
-    let count = count(imp, kind, size, quick);
+    let count = count(imp, kind, size, quick).div_ceil(slices(kind, quick));
     if imp == Imp::Bare {
         return Ok(spinning_ping_pong(count, spin_cores));
     }
@@ -1003,7 +1035,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
     }
     let total: usize = cells
         .iter()
-        .map(|&(k, t, _, _, _)| imps_for(t, k).len())
+        .map(|&(k, t, _, _, _)| imps_for(t, k).len() * slices(k, args.quick))
         .sum::<usize>()
         * rounds;
     let mut progress = Progress {
@@ -1023,25 +1055,38 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
                 Some(_) => pin(client_core),
                 None => unpin(&cores),
             }
-            for imp in imps_for(t, kind) {
-                let cell = format!("{kind:?} {t:?} {size} B {placement:?} {imp:?}");
-                progress.step(&cell);
-                // The watchdog outlives the loop: a send cannot fail.
-                let _ = stall.send(cell.clone());
-                let once = || match (kind, t) {
-                    (Kind::Memory, _) => measure_memory(imp, args.quick),
-                    (Kind::Fanout, _) => measure_fanout(imp, size, subs, args.quick, server_core),
-                    (_, Transport::Inproc) => {
-                        measure_inproc(imp, kind, size, args.quick, server_core, spin_cores)
-                    }
-                    _ => measure(imp, kind, t, size, args.quick, server_core),
-                };
-                // A run that stalled (see `STALL`) is run again, once, and said so.
-                let s = once().or_else(|e| {
-                    eprintln!("\n{cell}: {e}; running it again");
-                    once()
-                })?;
-                samples[i].push((imp, s));
+            let imps = imps_for(t, kind);
+            // Each implementation's sample of this round, pooled over its slices.
+            let mut pooled: Vec<Option<Sample>> = imps.iter().map(|_| None).collect();
+            for _ in 0..slices(kind, args.quick) {
+                for (&imp, pool) in imps.iter().zip(pooled.iter_mut()) {
+                    let cell = format!("{kind:?} {t:?} {size} B {placement:?} {imp:?}");
+                    progress.step(&cell);
+                    // The watchdog outlives the loop: a send cannot fail.
+                    let _ = stall.send(cell.clone());
+                    let once = || match (kind, t) {
+                        (Kind::Memory, _) => measure_memory(imp, args.quick),
+                        (Kind::Fanout, _) => {
+                            measure_fanout(imp, size, subs, args.quick, server_core)
+                        }
+                        (_, Transport::Inproc) => {
+                            measure_inproc(imp, kind, size, args.quick, server_core, spin_cores)
+                        }
+                        _ => measure(imp, kind, t, size, args.quick, server_core),
+                    };
+                    // A run that stalled (see `STALL`) is run again, once, and said so.
+                    let s = once().or_else(|e| {
+                        eprintln!("\n{cell}: {e}; running it again");
+                        once()
+                    })?;
+                    *pool = Some(match pool.take() {
+                        Some(earlier) => earlier.pool(s),
+                        None => s,
+                    });
+                }
+            }
+            for (imp, s) in imps.into_iter().zip(pooled) {
+                samples[i].extend(s.map(|s| (imp, s)));
             }
         }
     }
@@ -1130,4 +1175,23 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
     println!("(medians of {rounds} interleaved round(s); latency is one-way, half a round trip; lower is better for latency and memory, higher for rates;");
     println!(" split: client and server on two cores, same: both on one core)");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_of_a_latency_cell_pool_their_round_trips() {
+        let us = Duration::from_micros;
+        let first = Sample::Latency(vec![us(1), us(3)]);
+        let Sample::Latency(all) = first.pool(Sample::Latency(vec![us(2)])) else {
+            panic!("latency pooled into something else");
+        };
+        assert_eq!(all, vec![us(1), us(3), us(2)]);
+        assert_eq!(quantile(all, 0.5), 2.0);
+        assert_eq!(slices(Kind::Latency, false), LATENCY_SLICES);
+        assert_eq!(slices(Kind::Latency, true), 1);
+        assert_eq!(slices(Kind::Throughput, false), 1);
+    }
 }

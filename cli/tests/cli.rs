@@ -188,6 +188,47 @@ fn errors_exit_non_zero_with_one_line() {
 }
 
 #[test]
+fn a_latency_cell_is_measured_in_slices_taken_in_turn() {
+    let out = zring()
+        .args([
+            "bench",
+            "--rounds",
+            "1",
+            "--kind",
+            "latency",
+            "--transport",
+            "inproc",
+            "--size",
+            "64",
+            "--placement",
+            "same",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{progress}");
+    // Four slices of each of zring, libzmq and the bare limit, in turn.
+    assert!(progress.contains("12/12"), "{progress}");
+    let steps: Vec<&str> = progress
+        .lines()
+        .filter_map(|l| l.split_once("/12 ").map(|(_, cell)| cell.trim()))
+        .collect();
+    let turn = ["Zring", "Libzmq", "Bare"];
+    assert_eq!(steps.len(), 12, "{progress}");
+    for (i, step) in steps.iter().enumerate() {
+        assert!(step.ends_with(turn[i % 3]), "step {i}: {step}");
+    }
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 3, "p50, p99, p99.9: {rows:?}");
+    for row in &rows {
+        for imp in ["zring", "libzmq", "bare"] {
+            assert!(row[imp].as_f64().unwrap_or(0.0) > 0.0, "{imp} in {row}");
+        }
+    }
+}
+
+#[test]
 fn bench_measures_zring_libzmq_and_the_bare_limit_side_by_side() {
     let out = zring()
         .args([
