@@ -1,5 +1,6 @@
 //! `zring bench`: zring, libzmq and the bare limits of the machine, measured by the same harness in
-//! the same run, interleaved (zring, libzmq, bare, zring, ...), medians of the rounds.
+//! the same run, interleaved (zring, libzmq, bare, zring, ...), medians of the rounds. A latency
+//! figure of a round pools [`LATENCY_SLICES`] shorter runs of each implementation, taken in turn.
 //!
 //! Latency is a REQ/REP ping-pong (one-way = half a round trip), throughput a PUSH/PULL stream timed
 //! at the receiver. Over tcp and ipc the server side runs in a second process (this binary, started
@@ -244,8 +245,9 @@ fn slices(kind: Kind, quick: bool) -> usize {
 
 /// How many round trips (latency) or messages (throughput) a measurement takes. A stream of small
 /// messages is 3 M long for the libraries (at 4-20 M msgs/s, 150-750 ms: long past the start-up of
-/// threads and buffers, which a stream of 300 k, 15 ms at zring's rate, was not) and 300 k for the
-/// bare limit (a system call per message: 1.5 s already).
+/// threads and buffers, which a stream of 300 k, 15 ms at zring's rate, was not) and 100 k for the
+/// bare limit (a system call per message: 0.4-0.9 s already, and the default run is to stay under
+/// 3 minutes when this machine is slow).
 fn count(imp: Imp, kind: Kind, size: usize, quick: bool) -> usize {
     let (n, quick_divisor) = match kind {
         Kind::Latency => (
@@ -259,7 +261,7 @@ fn count(imp: Imp, kind: Kind, size: usize, quick: bool) -> usize {
         Kind::Throughput => (
             match size {
                 0..=128 if imp != Imp::Bare => 3_000_000,
-                0..=128 => 300_000,
+                0..=128 => 100_000,
                 129..=1024 => 100_000,
                 1025..=65536 => 6000,
                 _ => 300,
@@ -1172,7 +1174,8 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), String> {
             fmt(r.zring_vs_bare)
         );
     }
-    println!("(medians of {rounds} interleaved round(s); latency is one-way, half a round trip; lower is better for latency and memory, higher for rates;");
+    let sliced = slices(Kind::Latency, args.quick);
+    println!("(medians of {rounds} interleaved round(s), each latency figure of a round from {sliced} slice(s) in turn; latency is one-way, half a round trip; lower is better for latency and memory, higher for rates;");
     println!(" split: client and server on two cores, same: both on one core)");
     Ok(())
 }
