@@ -243,11 +243,11 @@ fn slices(kind: Kind, quick: bool) -> usize {
     }
 }
 
-/// How many round trips (latency) or messages (throughput) a measurement takes. A stream of small
-/// messages is 3 M long for the libraries (at 4-20 M msgs/s, 150-750 ms: long past the start-up of
-/// threads and buffers, which a stream of 300 k, 15 ms at zring's rate, was not) and 100 k for the
-/// bare limit (a system call per message: 0.4-0.9 s already, and the default run is to stay under
-/// 3 minutes when this machine is slow).
+/// How many round trips (latency, in each of a cell's [`slices`]) or messages (throughput) a
+/// measurement takes. A stream of small messages is 3 M long for the libraries (at 4-20 M msgs/s,
+/// 150-750 ms: long past the start-up of threads and buffers, which a stream of 300 k, 15 ms at
+/// zring's rate, was not) and 100 k for the bare limit (a system call per message: 0.4-0.9 s
+/// already, and the default run is to stay under 3 minutes when this machine is slow).
 fn count(imp: Imp, kind: Kind, size: usize, quick: bool) -> usize {
     let (n, quick_divisor) = match kind {
         Kind::Latency => (
@@ -261,8 +261,7 @@ fn count(imp: Imp, kind: Kind, size: usize, quick: bool) -> usize {
         Kind::Throughput => (
             match size {
                 0..=128 if imp != Imp::Bare => 3_000_000,
-                0..=128 => 100_000,
-                129..=1024 => 100_000,
+                0..=1024 => 100_000,
                 1025..=65536 => 6000,
                 _ => 300,
             },
@@ -271,11 +270,8 @@ fn count(imp: Imp, kind: Kind, size: usize, quick: bool) -> usize {
         Kind::Fanout => (100_000, 5),
         Kind::Memory => (500, 5),
     };
-    if quick {
-        n / quick_divisor
-    } else {
-        n
-    }
+    let n: usize = if quick { n / quick_divisor } else { n };
+    n.div_ceil(slices(kind, quick))
 }
 
 fn endpoint(transport: Transport, tag: &str) -> String {
@@ -770,7 +766,7 @@ fn measure(
     quick: bool,
     server_core: Option<usize>,
 ) -> Result<Sample, String> {
-    let count = count(imp, kind, size, quick).div_ceil(slices(kind, quick));
+    let count = count(imp, kind, size, quick);
     let (server, ep) = Server::start(imp, kind, transport, (size, count, 1), server_core)?;
     let payload = vec![0x5Au8; size];
     let rtts = match imp {
@@ -869,7 +865,7 @@ fn measure_inproc(
     server_core: Option<usize>,
     spin_cores: (Option<usize>, Option<usize>),
 ) -> Result<Sample, String> {
-    let count = count(imp, kind, size, quick).div_ceil(slices(kind, quick));
+    let count = count(imp, kind, size, quick);
     if imp == Imp::Bare {
         return Ok(spinning_ping_pong(count, spin_cores));
     }
