@@ -545,9 +545,9 @@ pub fn local(bound: u64, copy_max: usize) -> (Producer, Consumer) {
 pub trait Payload {
     /// The frame's bytes.
     fn bytes(&self) -> &[u8];
-    /// The frame as a shared buffer (a copy, unless the frame is one already).
-    fn to_shared(&self) -> Bytes {
-        Bytes::copy_from_slice(self.bytes())
+    /// The frame as a shared buffer: made by `copy`, unless the frame is one already.
+    fn to_shared(&self, copy: fn(&[u8]) -> Bytes) -> Bytes {
+        copy(self.bytes())
     }
 }
 
@@ -562,8 +562,8 @@ impl<P: Payload + ?Sized> Payload for &P {
         (**self).bytes()
     }
 
-    fn to_shared(&self) -> Bytes {
-        (**self).to_shared()
+    fn to_shared(&self, copy: fn(&[u8]) -> Bytes) -> Bytes {
+        (**self).to_shared(copy)
     }
 }
 
@@ -572,7 +572,7 @@ impl Payload for Bytes {
         self
     }
 
-    fn to_shared(&self) -> Bytes {
+    fn to_shared(&self, _: fn(&[u8]) -> Bytes) -> Bytes {
         self.clone()
     }
 }
@@ -614,6 +614,8 @@ pub struct Producer {
     /// Return-ring entries already taken back.
     ret_head: u64,
     slab: SlabAlloc,
+    /// Makes the shared buffer of a borrowed frame moved through a [`local`] ring.
+    copy: fn(&[u8]) -> Bytes,
 }
 
 /// How often (in sends) a producer records the CPU it runs on.
@@ -679,7 +681,15 @@ impl Producer {
             bound: u64::MAX,
             ret_head: 0,
             slab: SlabAlloc::new(chunks),
+            copy: Bytes::copy_from_slice,
         }
+    }
+
+    /// Makes the shared buffer of a borrowed frame that a [`local`] ring moves (one too large to
+    /// copy into the ring) with `copy` instead of `Bytes::copy_from_slice`: a caller may keep
+    /// buffers for reuse.
+    pub fn copy_large_with(&mut self, copy: fn(&[u8]) -> Bytes) {
+        self.copy = copy;
     }
 
     /// The writing end of the ring at `offset` in a shared `region` (see [`init`]).
@@ -842,7 +852,7 @@ impl Producer {
                     unsafe {
                         std::ptr::write(
                             self.shared.slot(pos).add(RECORD_HEADER).cast::<Bytes>(),
-                            f.to_shared(),
+                            f.to_shared(self.copy),
                         );
                     }
                     // The length is the buffer's own (a frame of any size can be moved).

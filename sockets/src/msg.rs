@@ -47,7 +47,8 @@ impl Msg {
     /// A frame holding a copy of `data`.
     pub fn copy_from_slice(data: &[u8]) -> Msg {
         Msg {
-            body: inline(data).unwrap_or_else(|| Body::Shared(Bytes::copy_from_slice(data))),
+            body: inline(data)
+                .unwrap_or_else(|| Body::Shared(zring_zmtp::pool::copy_from_slice(data))),
             more: 0,
         }
     }
@@ -216,7 +217,7 @@ impl zring_shm::Payload for Msg {
         self
     }
 
-    fn to_shared(&self) -> Bytes {
+    fn to_shared(&self, _: fn(&[u8]) -> Bytes) -> Bytes {
         self.clone().into_bytes()
     }
 }

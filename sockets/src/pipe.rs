@@ -28,6 +28,9 @@ use crate::SocketType;
 const DIRECT_LARGE: usize = 8 * 1024;
 /// A smaller message goes the direct way only if the previous send was at least this long ago.
 const DIRECT_GAP_NS: u64 = 10_000;
+/// A message of at least this many octets queued for a peer's thread woken on our CPU yields the CPU
+/// to it (see `Local::notify_peer_sent`).
+const YIELD_BYTES: usize = 16 * 1024;
 
 /// A whole message: its frames in order. A one-frame message needs no allocation beyond its `Msg`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,6 +254,12 @@ impl Signal {
         me
     }
 
+    /// The CPU the owner last noted, plus one (0: not yet).
+    #[cfg(test)]
+    pub(crate) fn noted_cpu(&self) -> u32 {
+        self.cpu.load(Ordering::Relaxed)
+    }
+
     /// Whether the owner is a socket's thread that last ran on another CPU than `me` (or either is
     /// unknown): one that can answer while we spin. A session's I/O thread is not spun for.
     fn runs_apart_from(&self, me: u32) -> bool {
@@ -258,14 +267,19 @@ impl Signal {
         matches!(self.wake, Wake::Thread(_)) && (me == 0 || cpu == 0 || cpu != me)
     }
 
-    /// Wakes the owner if it is parked. Call after publishing what it waits for.
-    pub(crate) fn notify(&self) {
+    /// Wakes the owner if it is parked. Call after publishing what it waits for. Returns whether
+    /// it woke a socket's thread parked in a blocking call.
+    pub(crate) fn notify(&self) -> bool {
         // SYNC POINT: orders the caller's publication before the read of `parked`; pairs with the
         // fence in `Waiter::prepare`.
         fence(Ordering::SeqCst);
+        let mut woke = false;
         match self.parked.load(Ordering::Relaxed) {
             PARKED => match &self.wake {
-                Wake::Thread(unparker) => unparker.unpark(),
+                Wake::Thread(unparker) => {
+                    unparker.unpark();
+                    woke = true;
+                }
                 Wake::Engine(waker) => waker.wake(),
             },
             POLLING => {
@@ -280,6 +294,7 @@ impl Signal {
                 w.wake();
             }
         }
+        woke
     }
 
     /// The eventfd that wakes the owner while it waits in poll(2), made on first use (`None` if the
@@ -410,7 +425,9 @@ const FEW_FRAMES: usize = 8;
 /// One direction of a pipe bounded by `bound`, as its two ends.
 fn queue(bound: Bound) -> (Out, In) {
     let ring = |cap: u64| {
-        let (tx, rx) = zring_shm::local(cap, INLINE_CAP);
+        let (mut tx, rx) = zring_shm::local(cap, INLINE_CAP);
+        // A large frame sent from a borrowed slice is copied into a pooled buffer.
+        tx.copy_large_with(zring_zmtp::pool::copy_from_slice);
         (Out::Ring(RefCell::new(tx)), In::Ring(RefCell::new(rx)))
     };
     match bound {
@@ -774,7 +791,12 @@ impl PipeEnd {
                 l.lease_send(frames)
                     || l.try_gate(
                         frames,
-                        || frames.iter().map(|&f| Bytes::copy_from_slice(f)).collect(),
+                        || {
+                            frames
+                                .iter()
+                                .map(|&f| zring_zmtp::pool::copy_from_slice(f))
+                                .collect()
+                        },
                         small_direct,
                     )
             }
@@ -939,6 +961,20 @@ impl Local {
         }
     }
 
+    /// Wakes the peer, if it is parked, for a message of `bytes` just queued. After a large message (`bytes` at least [`YIELD_BYTES`]),
+    /// a peer's thread just woken on our CPU gets the CPU at once: on one core the sender would
+    /// otherwise run on to the high-water mark, and a queue of that many large bodies lies outside
+    /// the cache (and outside the pool of buffers, so every page of the next body is faulted in
+    /// again). Measured, 64 KiB PUSH/PULL on one core: 72 k messages/s at the default high-water
+    /// mark, 150-170 k/s at 1 to 64, libzmq 80 k/s.
+    fn notify_peer_sent(&self, bytes: usize) {
+        if let Some(s) = self.shared.signals[self.other()].get() {
+            if s.notify() && bytes >= YIELD_BYTES && !s.runs_apart_from(zring_shm::current_cpu()) {
+                std::thread::yield_now();
+            }
+        }
+    }
+
     /// Offers the peer its stream's gate (`None`: withdraws it): for direct reads, and for direct
     /// sends if `writes`.
     fn offer_gate(&self, gate: Option<Arc<zring_engine::Gate>>, writes: bool) {
@@ -1086,7 +1122,7 @@ impl Local {
         if !self.out.push_frames(frames) {
             return false;
         }
-        self.notify_peer();
+        self.notify_peer_sent(frames.iter().map(|f| f.len()).sum());
         true
     }
 
@@ -1097,9 +1133,10 @@ impl Local {
         }
         // What is queued goes behind what the lease sent.
         self.end_lease();
+        let bytes = msg.frames().map(|f| f.len()).sum();
         let msg = match self.out.push(msg) {
             Ok(()) => {
-                self.notify_peer();
+                self.notify_peer_sent(bytes);
                 return Ok(());
             }
             Err(msg) => msg,
@@ -1108,7 +1145,7 @@ impl Local {
         // SYNC POINT: pairs with the fence in `try_recv` (see `Shared::want_room`).
         fence(Ordering::SeqCst);
         self.out.push(msg)?;
-        self.notify_peer();
+        self.notify_peer_sent(bytes);
         Ok(())
     }
 
@@ -1270,6 +1307,16 @@ mod tests {
         assert!(x.spin_worthwhile(0), "where we run is unknown");
         b.note_cpu();
         assert_eq!(b.cpu.load(Ordering::Relaxed), zring_shm::current_cpu());
+    }
+
+    #[test]
+    fn a_notification_says_whether_it_woke_a_parked_thread() {
+        let w = Waiter::new();
+        assert!(!w.signal.notify(), "the owner runs");
+        w.prepare();
+        assert!(w.signal.notify());
+        w.cancel();
+        assert!(!w.signal.notify());
     }
 
     #[test]

@@ -93,7 +93,7 @@ pub struct Socket {
     /// The read lease on the socket's one network stream: while it waits to receive from that stream
     /// alone, the socket's thread reads it itself (see `zring_engine::Gate`).
     direct: Option<DirectReader>,
-    /// Blocking calls made (the CPU is noted once in [`CPU_EVERY`]).
+    /// Calls made (the CPU is noted once in [`CPU_EVERY`]).
     calls: u32,
     /// Whether another thread may bring this socket a new pipe (a command in its mailbox): it
     /// bound an endpoint (peers come), or made a connection whose pipe comes at the handshake
@@ -430,6 +430,15 @@ impl Socket {
         }
     }
 
+    /// Counts a call, noting the CPU we run on at the first and then once in [`CPU_EVERY`]: a peer
+    /// waiting for us spins only while we run on another CPU (on ours it would take our time).
+    fn tick(&mut self) {
+        if self.calls % CPU_EVERY == 0 {
+            self.waiter.signal.note_cpu();
+        }
+        self.calls = self.calls.wrapping_add(1);
+    }
+
     /// Runs `attempt` until it yields, waiting in between for a wake-up, at most `timeout`. A receive
     /// (`recv`) from one network stream reads that stream on this thread (see [`Socket::read_direct`]).
     fn wait_for<T>(
@@ -442,10 +451,7 @@ impl Socket {
         // Whether the stream is known (or likely) to have input: read it before waiting. A new lease
         // reads at once; a held one whose last read drained the stream polls first.
         let mut readable = self.direct.as_ref().is_none_or(DirectReader::has_more);
-        self.calls = self.calls.wrapping_add(1);
-        if self.calls % CPU_EVERY == 0 {
-            self.waiter.signal.note_cpu();
-        }
+        self.tick();
         loop {
             self.process_mail();
             if let Some(t) = attempt(self)? {
@@ -752,6 +758,8 @@ impl Socket {
     /// straight to that peer, past the pattern, its bytes into the stream's batch or the shm ring
     /// without becoming a `Msg` where they can, else as a `Msg` into the peer's queue.
     fn send_one(&mut self, msg: impl IntoMsg, timeout: Option<Duration>) -> Result<()> {
+        // A sender that never waits still tells its peers where it runs.
+        self.tick();
         let alone = !msg.more() && self.sending.is_empty() && !self.waiter.signal.has_mail();
         if let Some((id, pipe)) = self.pipes.only_entry().filter(|_| alone) {
             if self.plain_out {
@@ -1035,5 +1043,25 @@ impl Drop for Socket {
         let linger_until = self.options.linger.map(|d| Instant::now() + d);
         self.waiter.signal.close(linger_until);
         // Dropping the pipes closes our ends: peers read what we queued, then let go.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Context, SocketType};
+
+    #[test]
+    fn a_sender_that_never_waits_tells_its_peers_where_it_runs() {
+        let ctx = Context::new();
+        let mut pull = ctx.socket(SocketType::Pull).unwrap();
+        pull.bind("inproc://tick").unwrap();
+        let mut push = ctx.socket(SocketType::Push).unwrap();
+        push.connect("inproc://tick").unwrap();
+        assert_eq!(push.waiter.signal.noted_cpu(), 0);
+        // The queue has room: the send goes the short way and does not wait.
+        push.send("x").unwrap();
+        let noted = push.waiter.signal.noted_cpu();
+        assert_ne!(noted, 0, "the first call notes the CPU");
+        assert_eq!(&pull.recv().unwrap()[..], b"x");
     }
 }

@@ -62,6 +62,7 @@ mod error;
 mod frame;
 mod greeting;
 mod metadata;
+pub mod pool;
 mod reader;
 mod socket_type;
 mod transmit;

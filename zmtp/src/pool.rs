@@ -1,0 +1,254 @@
+//! A process-wide store of large buffers, so that large bodies reuse memory instead of asking the
+//! allocator for fresh memory each time.
+//!
+//! A large allocation freed to the C allocator goes back to the system once the free space at the top
+//! of its heap passes a threshold (128 KiB by default): a stream of 64 KiB or 1 MiB messages whose
+//! buffers come and go then takes a page fault for every 4 KiB of every body it copies (measured: two
+//! faults per 64 KiB message and up to nine per 1 MiB one, a third of the cost of moving such a
+//! message between threads). Buffers of more than [`MIN`] and at most [`MAX`] octets are instead
+//! handed back here when their last reference drops, and the next body of about the same size takes
+//! one, its pages already mapped (and often still in cache).
+//!
+//! Sizes are rounded up to a class: four classes per power of two, so a buffer is at most a quarter
+//! larger than asked for. A class keeps at most a few buffers ([`CLASS_BYTES`] of them, at least two,
+//! at most 256), and the store as a whole at most [`BUDGET`] octets; a buffer beyond either is freed.
+//! Nothing is ever allocated here that the caller did not ask for.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use crossbeam_queue::ArrayQueue;
+
+/// Buffers of more than this many octets are pooled: smaller ones are cheap to allocate anew.
+pub const MIN: usize = 8 * 1024;
+/// Buffers of more than this many octets are not pooled.
+pub const MAX: usize = 16 * 1024 * 1024;
+/// What one class may keep, in octets (within its count bounds).
+pub const CLASS_BYTES: usize = 8 * 1024 * 1024;
+/// What the whole store may keep, in octets.
+pub const BUDGET: usize = 32 * 1024 * 1024;
+
+/// log2 of the smallest power of two a class lies above.
+const MIN_LOG: u32 = MIN.trailing_zeros();
+/// The number of classes: four per power of two from `MIN` to `MAX`.
+const CLASSES: usize = (MAX.trailing_zeros() - MIN_LOG) as usize * 4;
+
+/// Buffers by class, within a budget.
+struct Store {
+    /// Each class's buffers, the queue made on first use.
+    classes: [OnceLock<ArrayQueue<Vec<u8>>>; CLASSES],
+    /// The octets kept, all classes together.
+    held: AtomicUsize,
+    /// The most `held` may be.
+    budget: usize,
+}
+
+/// The process's store.
+static STORE: Store = Store::new(BUDGET);
+
+/// The class of a buffer able to hold `len` octets: its index and its capacity, the smallest of
+/// `2^k + q * 2^(k-2)` (q = 1..=4) that is at least `len`; `None` outside (`MIN`, `MAX`].
+fn class(len: usize) -> Option<(usize, usize)> {
+    if !(MIN + 1..=MAX).contains(&len) {
+        return None;
+    }
+    // 2^k < len <= 2^(k+1).
+    let k = usize::BITS - 1 - (len - 1).leading_zeros();
+    let base = 1usize << k;
+    let step = base / 4;
+    let q = (len - base).div_ceil(step);
+    let index = (k - MIN_LOG) as usize * 4 + (q - 1);
+    Some((index, base + q * step))
+}
+
+/// The class of a buffer of exactly `capacity`, if that is a class's capacity.
+fn exact_class(capacity: usize) -> Option<usize> {
+    class(capacity).and_then(|(i, c)| (c == capacity).then_some(i))
+}
+
+impl Store {
+    const fn new(budget: usize) -> Store {
+        Store {
+            classes: [const { OnceLock::new() }; CLASSES],
+            held: AtomicUsize::new(0),
+            budget,
+        }
+    }
+
+    /// The queue of class `index` (of buffers of `capacity`).
+    fn queue(&self, index: usize, capacity: usize) -> Option<&ArrayQueue<Vec<u8>>> {
+        let cell = self.classes.get(index)?;
+        Some(cell.get_or_init(|| ArrayQueue::new((CLASS_BYTES / capacity).clamp(2, 256))))
+    }
+
+    fn take(&self, len: usize) -> Vec<u8> {
+        let Some((index, capacity)) = class(len) else {
+            return Vec::with_capacity(len);
+        };
+        if let Some(v) = self.queue(index, capacity).and_then(ArrayQueue::pop) {
+            self.held.fetch_sub(v.capacity(), Ordering::Relaxed);
+            return v;
+        }
+        Vec::with_capacity(capacity)
+    }
+
+    fn keep(&self, mut v: Vec<u8>) {
+        let capacity = v.capacity();
+        let Some(index) = exact_class(capacity) else {
+            return;
+        };
+        if self.held.fetch_add(capacity, Ordering::Relaxed) + capacity > self.budget {
+            self.held.fetch_sub(capacity, Ordering::Relaxed);
+            return;
+        }
+        v.clear();
+        if let Some(Err(_)) = self.queue(index, capacity).map(|q| q.push(v)) {
+            // The class is full: `v` is freed here.
+            self.held.fetch_sub(capacity, Ordering::Relaxed);
+        }
+    }
+
+    fn freeze(&'static self, v: Vec<u8>) -> Bytes {
+        if exact_class(v.capacity()).is_some() {
+            Bytes::from_owner(Pooled(v, self))
+        } else {
+            Bytes::from(v)
+        }
+    }
+
+    fn copy(&'static self, data: &[u8]) -> Bytes {
+        if class(data.len()).is_none() {
+            return Bytes::copy_from_slice(data);
+        }
+        let mut v = self.take(data.len());
+        v.extend_from_slice(data);
+        self.freeze(v)
+    }
+}
+
+/// A buffer that goes back to its store when the last `Bytes` over it drops.
+struct Pooled(Vec<u8>, &'static Store);
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        self.1.keep(std::mem::take(&mut self.0));
+    }
+}
+
+/// An empty buffer with room for at least `len` octets: one the store kept when `len` is in its
+/// range and it has one, else a new one (of the class's capacity when `len` is in the range, so
+/// that it can return to the store).
+pub fn with_capacity(len: usize) -> Vec<u8> {
+    STORE.take(len)
+}
+
+/// Gives `v`'s memory to the store, if its capacity is exactly a class's and the store has room;
+/// otherwise frees it.
+pub fn recycle(v: Vec<u8>) {
+    STORE.keep(v);
+}
+
+/// `v` as `Bytes`, without copying; its memory returns to the store (see [`recycle`]) once every
+/// `Bytes` over it has dropped.
+pub fn freeze(v: Vec<u8>) -> Bytes {
+    STORE.freeze(v)
+}
+
+/// A copy of `data`, in a buffer from the store when `data` is large.
+pub fn copy_from_slice(data: &[u8]) -> Bytes {
+    STORE.copy(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_class_is_the_smallest_quarter_step_that_holds_the_length() {
+        assert_eq!(class(MIN), None);
+        assert_eq!(class(MAX + 1), None);
+        assert_eq!(class(MIN + 1), Some((0, MIN + MIN / 4)));
+        assert_eq!(class(MIN + MIN / 4), Some((0, MIN + MIN / 4)));
+        assert_eq!(class(MIN + MIN / 4 + 1), Some((1, MIN + MIN / 2)));
+        assert_eq!(class(2 * MIN), Some((3, 2 * MIN)));
+        assert_eq!(class(64 * 1024), Some((11, 64 * 1024)));
+        assert_eq!(class(MAX), Some((CLASSES - 1, MAX)));
+        // Every length in range gets a class that holds it, at most a quarter larger.
+        for len in (MIN + 1..=4 * MIN).step_by(97).chain([MAX - 1, MAX]) {
+            let (i, c) = class(len).unwrap();
+            assert!(
+                i < CLASSES && c >= len && c <= len + len / 4 + 1,
+                "{len}: {c}"
+            );
+        }
+    }
+
+    /// A store of the tests' own: the process's is shared by tests running at the same time.
+    fn store(budget: usize) -> &'static Store {
+        Box::leak(Box::new(Store::new(budget)))
+    }
+
+    #[test]
+    fn a_dropped_large_body_gives_its_memory_to_the_next() {
+        let store = store(BUDGET);
+        let len = 3 * MIN + 5;
+        let first = store.copy(&vec![7u8; len]);
+        let at = first.as_ptr();
+        assert_eq!(&first[..], &vec![7u8; len][..]);
+        let slice = first.slice(10..20);
+        drop(first);
+        // A slice still refers to the buffer: it is not reused yet.
+        let second = store.copy(&vec![8u8; len]);
+        assert_ne!(second.as_ptr(), at);
+        assert_eq!(store.held.load(Ordering::Relaxed), 0);
+        drop(second);
+        drop(slice);
+        let (_, capacity) = class(len).unwrap();
+        assert_eq!(store.held.load(Ordering::Relaxed), 2 * capacity);
+        // Buffers come back in the order they were given, to any length of the class.
+        let again = store.take(len - 1);
+        assert!(again.capacity() == capacity && again.is_empty());
+        assert_ne!(again.as_ptr(), at);
+        let first_again = store.take(len + 1);
+        assert_eq!(first_again.as_ptr(), at);
+        assert_eq!(store.held.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn the_store_keeps_within_its_budget_and_its_classes() {
+        let (_, capacity) = class(MAX).unwrap();
+        let store = store(3 * capacity);
+        // A class of MAX keeps two buffers (CLASS_BYTES is less than two of them).
+        for _ in 0..3 {
+            store.keep(Vec::with_capacity(capacity));
+        }
+        assert_eq!(store.held.load(Ordering::Relaxed), 2 * capacity);
+        // The budget: one more of another class fits, then no more.
+        let (_, other) = class(MAX / 2 + 1).unwrap();
+        store.keep(Vec::with_capacity(other));
+        store.keep(Vec::with_capacity(other));
+        assert_eq!(store.held.load(Ordering::Relaxed), 2 * capacity + other);
+    }
+
+    #[test]
+    fn small_and_odd_buffers_are_not_kept() {
+        let store = store(BUDGET);
+        store.keep(Vec::with_capacity(MIN));
+        store.keep(Vec::with_capacity(MIN + 3));
+        store.keep(Vec::with_capacity(2 * MAX));
+        assert_eq!(store.held.load(Ordering::Relaxed), 0);
+        let small = store.copy(b"tiny");
+        assert_eq!(&small[..], b"tiny");
+        let odd = store.freeze(vec![1u8; MIN + 3]);
+        assert_eq!(odd.len(), MIN + 3);
+        drop(odd);
+        assert_eq!(store.held.load(Ordering::Relaxed), 0);
+    }
+}
