@@ -8,7 +8,6 @@
 use bytes::{Buf, BufMut, Bytes};
 
 use crate::error::PeerMisbehaved;
-use crate::pool;
 
 /// The bits of a frame's flags octet.
 pub mod flags {
@@ -348,8 +347,8 @@ impl FrameDecoder {
 
     /// Lends the buffer of a body being assembled, with at least `min` (> 0) octets still to come,
     /// to `fill` (see [`crate::Connection::fill_body`]): room is reserved for as many more octets as
-    /// have arrived (at least 8 KiB, at most `min`, never past the body's end, rounded up to a class of
-    /// the [`pool`]), so the buffer at most about doubles what the peer sent, and `fill` appends at most the second argument's octets. Returns
+    /// have arrived (at least 8 KiB, at most `min`, never past the body's end), so the buffer at most
+    /// doubles what the peer sent, and `fill` appends at most the second argument's octets. Returns
     /// `None` when there is no such body, else the frame if the body is now complete. Octets
     /// appended past the body's end are cut off.
     pub fn fill_body(
@@ -382,7 +381,7 @@ impl FrameDecoder {
             return None;
         }
         let frame = Frame {
-            body: pool::freeze(std::mem::take(buf)),
+            body: Bytes::from(std::mem::take(buf)),
             flags: *flags,
         };
         self.partial = Partial::None;
@@ -416,10 +415,8 @@ fn copy_prefix(dst: &mut [u8], src: &[u8]) {
 
 /// Grows `buf` to hold `incoming` more octets of a body of `len`. The buffer gets the body's exact size
 /// at once when the body is small ([`EAGER_BODY_LIMIT`]) or a quarter of it has arrived; before that it
-/// grows geometrically with what arrives. So the memory a peer costs is at most about five times what
+/// grows geometrically with what arrives. So the memory a peer costs is at most about four times what
 /// it sent (or 8 KiB), whatever it claims, and a large body that arrives in big reads is copied once.
-/// Buffers come from (and the ones outgrown go back to) the [`pool`] of large buffers, whose classes
-/// round a size up by at most a quarter.
 fn grow(buf: &mut Vec<u8>, len: usize, incoming: usize) {
     let needed = buf.len() + incoming;
     if needed > buf.capacity() {
@@ -431,8 +428,6 @@ fn grow(buf: &mut Vec<u8>, len: usize, incoming: usize) {
                 .max(EAGER_BODY_LIMIT)
                 .min(len)
         };
-        let mut bigger = pool::with_capacity(target);
-        bigger.extend_from_slice(buf);
-        pool::recycle(std::mem::replace(buf, bigger));
+        buf.reserve_exact(target - buf.len());
     }
 }

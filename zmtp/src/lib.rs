@@ -9,7 +9,9 @@
 //!   mechanism check;
 //! - the NULL mechanism: READY with `Socket-Type` and `Identity`, socket-type pairing, ERROR;
 //! - framing (short and long frames, MORE, COMMAND) with a bounded, zero-copy decoder;
-//! - the commands SUBSCRIBE, CANCEL, PING and PONG, and heartbeat timers.
+//! - the commands SUBSCRIBE, CANCEL, PING and PONG, and heartbeat timers;
+//! - beside the protocol, a process-wide [`pool`] of large buffers for the layers above, which copy
+//!   large bodies from their callers' slices.
 //!
 //! The map of the whole project is in `docs/ARCHITECTURE.md`; the rule-by-rule conformance table is in
 //! `docs/CONFORMANCE.md`.

@@ -15,10 +15,9 @@
 //! Nothing is ever allocated here that the caller did not ask for.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
-use crossbeam_queue::ArrayQueue;
 
 /// Buffers of more than this many octets are pooled: smaller ones are cheap to allocate anew.
 pub const MIN: usize = 8 * 1024;
@@ -36,8 +35,9 @@ const CLASSES: usize = (MAX.trailing_zeros() - MIN_LOG) as usize * 4;
 
 /// Buffers by class, within a budget.
 struct Store {
-    /// Each class's buffers, the queue made on first use.
-    classes: [OnceLock<ArrayQueue<Vec<u8>>>; CLASSES],
+    /// Each class's buffers, the last given back on top: the next body reuses the buffer most
+    /// recently written, the likeliest to be still in cache (as the C allocator does).
+    classes: [Mutex<Vec<Vec<u8>>>; CLASSES],
     /// The octets kept, all classes together.
     held: AtomicUsize,
     /// The most `held` may be.
@@ -70,23 +70,23 @@ fn exact_class(capacity: usize) -> Option<usize> {
 impl Store {
     const fn new(budget: usize) -> Store {
         Store {
-            classes: [const { OnceLock::new() }; CLASSES],
+            classes: [const { Mutex::new(Vec::new()) }; CLASSES],
             held: AtomicUsize::new(0),
             budget,
         }
     }
 
-    /// The queue of class `index` (of buffers of `capacity`).
-    fn queue(&self, index: usize, capacity: usize) -> Option<&ArrayQueue<Vec<u8>>> {
-        let cell = self.classes.get(index)?;
-        Some(cell.get_or_init(|| ArrayQueue::new((CLASS_BYTES / capacity).clamp(2, 256))))
+    /// The buffers of class `index`, locked.
+    fn class(&self, index: usize) -> Option<std::sync::MutexGuard<'_, Vec<Vec<u8>>>> {
+        let buffers = self.classes.get(index)?;
+        Some(buffers.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     fn take(&self, len: usize) -> Vec<u8> {
         let Some((index, capacity)) = class(len) else {
             return Vec::with_capacity(len);
         };
-        if let Some(v) = self.queue(index, capacity).and_then(ArrayQueue::pop) {
+        if let Some(v) = self.class(index).and_then(|mut b| b.pop()) {
             self.held.fetch_sub(v.capacity(), Ordering::Relaxed);
             return v;
         }
@@ -103,9 +103,13 @@ impl Store {
             return;
         }
         v.clear();
-        if let Some(Err(_)) = self.queue(index, capacity).map(|q| q.push(v)) {
+        let room = (CLASS_BYTES / capacity).clamp(2, 256);
+        match self.class(index) {
+            Some(mut buffers) if buffers.len() < room => buffers.push(v),
             // The class is full: `v` is freed here.
-            self.held.fetch_sub(capacity, Ordering::Relaxed);
+            _ => {
+                self.held.fetch_sub(capacity, Ordering::Relaxed);
+            }
         }
     }
 
@@ -212,12 +216,12 @@ mod tests {
         drop(slice);
         let (_, capacity) = class(len).unwrap();
         assert_eq!(store.held.load(Ordering::Relaxed), 2 * capacity);
-        // Buffers come back in the order they were given, to any length of the class.
+        // The buffer given back last comes first, to any length of the class.
         let again = store.take(len - 1);
         assert!(again.capacity() == capacity && again.is_empty());
-        assert_ne!(again.as_ptr(), at);
-        let first_again = store.take(len + 1);
-        assert_eq!(first_again.as_ptr(), at);
+        assert_eq!(again.as_ptr(), at);
+        let second_again = store.take(len + 1);
+        assert_ne!(second_again.as_ptr(), at);
         assert_eq!(store.held.load(Ordering::Relaxed), 0);
     }
 
