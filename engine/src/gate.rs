@@ -309,8 +309,9 @@ impl Gate {
     ///   finds nothing batched nor being written may go alone too, under the same rule (`isolated`),
     ///   and a new batch wakes nobody (the module's documentation).
     ///
-    /// What the kernel does not take of a write is kept for the I/O thread by reference to the frames
-    /// `owned` gives (the same frames), not copied.
+    /// What the kernel does not take of a write is kept for the I/O thread: the rest of each frame,
+    /// which `owned` gives, told how many octets of each frame the kernel took (by reference to a
+    /// shared frame, or a copy of just that rest of a borrowed one).
     ///
     /// When the socket's thread wrote a batch itself in stream mode and nothing else waits, `lease`
     /// is granted (made, the first time): the next small messages go through
@@ -318,7 +319,7 @@ impl Gate {
     pub fn try_write(
         &self,
         frames: &[&[u8]],
-        owned: impl FnOnce() -> Vec<Bytes>,
+        owned: impl FnOnce(&[usize]) -> Vec<Bytes>,
         queue_empty: impl FnOnce() -> bool,
         isolated: impl FnOnce(Instant) -> bool,
         lease: &mut Option<Lease>,
@@ -671,7 +672,11 @@ impl Inner {
 
     /// Writes one message to the stream now (the gate is open, under its lock); what the kernel does
     /// not take stays in `leftover` and closes the gate.
-    fn write_now(&mut self, frames: &[&[u8]], owned: impl FnOnce() -> Vec<Bytes>) -> Direct {
+    fn write_now(
+        &mut self,
+        frames: &[&[u8]],
+        owned: impl FnOnce(&[usize]) -> Vec<Bytes>,
+    ) -> Direct {
         let (headers, total) = Headers::new(frames);
         let headers = headers.iter();
         if total <= SMALL_WRITE {
@@ -727,15 +732,26 @@ impl Inner {
             Some(n) if n < total => n,
             _ => return Direct::Written,
         };
-        // Keep what the kernel did not take, in order, for the I/O thread.
+        // Keep what the kernel did not take, in order, for the I/O thread: how much of each header
+        // and each frame it took, then the rests.
         let mut skip = written;
-        for (h, frame) in headers.zip(owned()) {
-            let n = skip.min(h.len());
-            skip -= n;
+        let mut header_taken = [0usize; DIRECT_FRAMES];
+        let mut frame_taken = [0usize; DIRECT_FRAMES];
+        for (((h, frame), ht), ft) in headers
+            .clone()
+            .zip(frames)
+            .zip(&mut header_taken)
+            .zip(&mut frame_taken)
+        {
+            *ht = skip.min(h.len());
+            skip -= *ht;
+            *ft = skip.min(frame.len());
+            skip -= *ft;
+        }
+        let rests = owned(frame_taken.get(..frames.len()).unwrap_or_default());
+        for ((h, n), rest) in headers.zip(header_taken).zip(rests) {
             self.leftover.push_bytes(h.get(n..).unwrap_or_default());
-            let n = skip.min(frame.len());
-            skip -= n;
-            self.leftover.push_shared(frame.slice(n..));
+            self.leftover.push_shared(rest);
         }
         self.open = false;
         Direct::Partial
@@ -1751,7 +1767,13 @@ mod tests {
 
     /// Sends a small message that is not to go alone (so it is batched).
     fn send_small(gate: &Gate) -> Direct {
-        gate.try_write(&[&[7u8; 62]], Vec::new, || true, |_| false, &mut None)
+        gate.try_write(
+            &[&[7u8; 62]],
+            |_: &[usize]| Vec::new(),
+            || true,
+            |_| false,
+            &mut None,
+        )
     }
 
     /// A gate whose sender filled a batch and wrote it itself, so that it is in stream mode; the two
@@ -2077,7 +2099,13 @@ mod tests {
                 for (k, b) in bodies.iter().enumerate() {
                     written.extend(frame(b, k + 1 < bodies.len()));
                 }
-                let owned = || bodies.iter().map(|b| Bytes::from(b.clone())).collect();
+                let owned = |taken: &[usize]| {
+                    bodies
+                        .iter()
+                        .zip(taken)
+                        .map(|(b, &t)| Bytes::copy_from_slice(&b[t..]))
+                        .collect()
+                };
                 last = gate.try_write(&frames, owned, || true, |_| true, &mut None);
                 if last != Direct::Written {
                     break;
@@ -2085,7 +2113,13 @@ mod tests {
             }
             assert_eq!(last, Direct::Partial, "{what}: the buffers fill");
             assert_eq!(
-                gate.try_write(&[b"x"], Vec::new, || true, |_| true, &mut None),
+                gate.try_write(
+                    &[b"x"],
+                    |_: &[usize]| Vec::new(),
+                    || true,
+                    |_| true,
+                    &mut None
+                ),
                 Direct::Closed,
                 "{what}: shut until the I/O thread has written the rest"
             );
@@ -2114,7 +2148,13 @@ mod tests {
             if lease.as_ref().is_some_and(Lease::is_live) {
                 break;
             }
-            let d = gate.try_write(&[&[7u8; 62]], Vec::new, || true, |_| false, &mut lease);
+            let d = gate.try_write(
+                &[&[7u8; 62]],
+                |_: &[usize]| Vec::new(),
+                || true,
+                |_| false,
+                &mut lease,
+            );
             assert_eq!(d, Direct::Batched);
         }
         let lease = lease.expect("a sender writing its own batches in stream mode gets a lease");
@@ -2184,7 +2224,13 @@ mod tests {
         assert!(!gate.lease_send(&mut lease, &[&large]));
         assert!(!lease.is_live());
         assert_eq!(gate.lock().ring_len(), 0);
-        let d = gate.try_write(&[&large], Vec::new, || true, |_| false, &mut None);
+        let d = gate.try_write(
+            &[&large],
+            |_: &[usize]| Vec::new(),
+            || true,
+            |_| false,
+            &mut None,
+        );
         assert_eq!(d, Direct::Written);
         expected.push(flags::LONG);
         expected.extend(u64::try_from(large.len()).unwrap().to_be_bytes());
@@ -2206,7 +2252,13 @@ mod tests {
         );
         // A message after it is batched into the codec; the I/O thread's next write takes the
         // ring first.
-        let d = gate.try_write(&[b"batched"], Vec::new, || true, |_| false, &mut None);
+        let d = gate.try_write(
+            &[b"batched"],
+            |_: &[usize]| Vec::new(),
+            || true,
+            |_| false,
+            &mut None,
+        );
         assert_eq!(d, Direct::Batched);
         let mut g = gate.lock();
         let mut out = Transmit::new();
