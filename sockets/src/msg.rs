@@ -47,8 +47,7 @@ impl Msg {
     /// A frame holding a copy of `data`.
     pub fn copy_from_slice(data: &[u8]) -> Msg {
         Msg {
-            body: inline(data)
-                .unwrap_or_else(|| Body::Shared(zring_zmtp::pool::copy_from_slice(data))),
+            body: inline(data).unwrap_or_else(|| Body::Shared(Bytes::copy_from_slice(data))),
             more: 0,
         }
     }
