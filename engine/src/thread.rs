@@ -544,7 +544,7 @@ impl IoThread {
             return;
         };
         let peer = s.peer_addr().ok().and_then(|a| a.as_socket());
-        tune(s, peer.is_some());
+        tune(s, !s.local_addr().is_ok_and(|a| a.is_unix()));
         let mut g = c.gate.lock();
         if let Some(on) = g.session.keepalive() {
             let _ = s.set_keepalive(on);

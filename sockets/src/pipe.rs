@@ -28,8 +28,8 @@ use crate::SocketType;
 const DIRECT_LARGE: usize = 8 * 1024;
 /// A smaller message goes the direct way only if the previous send was at least this long ago.
 const DIRECT_GAP_NS: u64 = 10_000;
-/// A message of at least this many octets queued for a peer's thread woken on our CPU yields the CPU
-/// to it (see `Local::notify_peer_sent`).
+/// A socket's thread that queues a message of at least this many octets for another socket's thread,
+/// which it woke on its own CPU, yields the CPU to it (see `Local::notify_peer_sent`).
 const YIELD_BYTES: usize = 16 * 1024;
 
 /// A whole message: its frames in order. A one-frame message needs no allocation beyond its `Msg`.

@@ -7,7 +7,8 @@
 //! faults per 64 KiB message and up to nine per 1 MiB one, a third of the cost of moving such a
 //! message between threads). Buffers of more than [`MIN`] and at most [`MAX`] octets are instead
 //! handed back here when their last reference drops, and the next body of about the same size takes
-//! one, its pages already mapped (and often still in cache).
+//! one, its pages already mapped (and often still in cache). Where zring uses it, and where it
+//! measured slower and is not used, is in `docs/ARCHITECTURE.md`.
 //!
 //! Sizes are rounded up to a class: four classes per power of two, so a buffer is at most a quarter
 //! larger than asked for. A class keeps at most a few buffers ([`CLASS_BYTES`] of them, at least two,
@@ -82,6 +83,9 @@ impl Store {
         Some(buffers.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
+    /// An empty buffer with room for at least `len` octets: one the store kept when `len` is in
+    /// its range and it has one, else a new one (of the class's capacity when `len` is in the
+    /// range, so that it can return to the store).
     fn take(&self, len: usize) -> Vec<u8> {
         let Some((index, capacity)) = class(len) else {
             return Vec::with_capacity(len);
@@ -146,26 +150,9 @@ impl Drop for Pooled {
     }
 }
 
-/// An empty buffer with room for at least `len` octets: one the store kept when `len` is in its
-/// range and it has one, else a new one (of the class's capacity when `len` is in the range, so
-/// that it can return to the store).
-pub fn with_capacity(len: usize) -> Vec<u8> {
-    STORE.take(len)
-}
-
-/// Gives `v`'s memory to the store, if its capacity is exactly a class's and the store has room;
-/// otherwise frees it.
-pub fn recycle(v: Vec<u8>) {
-    STORE.keep(v);
-}
-
-/// `v` as `Bytes`, without copying; its memory returns to the store (see [`recycle`]) once every
-/// `Bytes` over it has dropped.
-pub fn freeze(v: Vec<u8>) -> Bytes {
-    STORE.freeze(v)
-}
-
-/// A copy of `data`, in a buffer from the store when `data` is large.
+/// A copy of `data`, in a buffer from the store when `data` is large (more than [`MIN`] octets and
+/// at most [`MAX`]): one given back by the last `Bytes` over it that dropped, else a new one that
+/// goes back to the store when its own last `Bytes` drops.
 pub fn copy_from_slice(data: &[u8]) -> Bytes {
     STORE.copy(data)
 }
