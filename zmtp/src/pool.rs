@@ -78,7 +78,7 @@ impl Store {
     }
 
     /// The buffers of class `index`, locked.
-    fn class(&self, index: usize) -> Option<std::sync::MutexGuard<'_, Vec<Vec<u8>>>> {
+    fn buffers(&self, index: usize) -> Option<std::sync::MutexGuard<'_, Vec<Vec<u8>>>> {
         let buffers = self.classes.get(index)?;
         Some(buffers.lock().unwrap_or_else(PoisonError::into_inner))
     }
@@ -90,7 +90,7 @@ impl Store {
         let Some((index, capacity)) = class(len) else {
             return Vec::with_capacity(len);
         };
-        if let Some(v) = self.class(index).and_then(|mut b| b.pop()) {
+        if let Some(v) = self.buffers(index).and_then(|mut b| b.pop()) {
             self.held.fetch_sub(v.capacity(), Ordering::Relaxed);
             return v;
         }
@@ -108,7 +108,7 @@ impl Store {
         }
         v.clear();
         let room = (CLASS_BYTES / capacity).clamp(2, 256);
-        match self.class(index) {
+        match self.buffers(index) {
             Some(mut buffers) if buffers.len() < room => buffers.push(v),
             // The class is full: `v` is freed here.
             _ => {
