@@ -319,7 +319,7 @@ impl Shared {
         let region = std::sync::Arc::new(Region::heap(cfg.size()?));
         let mut shared = Shared::new(region, 0, cfg)?;
         shared.local = true;
-        shared.inline_max = copy_max.min(INLINE_MAX);
+        shared.inline_max = copy_max.min(INLINE_LIMIT);
         Ok(shared)
     }
 
@@ -516,9 +516,9 @@ pub fn init(region: &std::sync::Arc<Region>, offset: usize, cfg: Config) -> Resu
 
 /// Both ends of a ring for a queue within one process (zring's pipes), bounded at `bound` messages
 /// (`u64::MAX`: no bound). It starts small (16 slots, 1 KiB) and grows by doubling, up to 2^24
-/// slots, as the messages queued need room. Frames of up to `copy_max` bytes (at most
-/// [`INLINE_MAX`]) are copied into the slots; larger ones are moved through them (see
-/// [`Producer::try_send_payloads`]): pick what the receiver would copy anyway. Its ends never
+/// slots, as the messages queued need room. Borrowed frames of up to `copy_max` bytes (at most
+/// 8 KiB) are copied into the slots; larger ones, and every frame that is a shared buffer already
+/// ([`Payload::is_shared`]), are moved through them (see [`Producer::try_send_payloads`]). Its ends never
 /// sleep on the ring: the owner wakes them by other means. The consumer tells the producer what it
 /// took once per step of half the bound (at most [`STEP_MAX`] messages), and says so
 /// ([`Consumer::stepped`]), and also when it finds the ring empty (for [`Producer::is_empty`]).
@@ -549,6 +549,11 @@ pub trait Payload {
     fn to_shared(&self, copy: fn(&[u8]) -> Bytes) -> Bytes {
         copy(self.bytes())
     }
+    /// Whether the frame is a shared buffer already, which a ring made by [`local`] moves whatever
+    /// its size rather than copying it (default: no, the frame is borrowed).
+    fn is_shared(&self) -> bool {
+        false
+    }
 }
 
 impl Payload for [u8] {
@@ -565,6 +570,10 @@ impl<P: Payload + ?Sized> Payload for &P {
     fn to_shared(&self, copy: fn(&[u8]) -> Bytes) -> Bytes {
         (**self).to_shared(copy)
     }
+
+    fn is_shared(&self) -> bool {
+        (**self).is_shared()
+    }
 }
 
 impl Payload for Bytes {
@@ -574,6 +583,10 @@ impl Payload for Bytes {
 
     fn to_shared(&self, _: fn(&[u8]) -> Bytes) -> Bytes {
         self.clone()
+    }
+
+    fn is_shared(&self) -> bool {
+        true
     }
 }
 
@@ -709,11 +722,12 @@ impl Producer {
     }
 
     /// [`Producer::try_send`] for frames that may own their bytes: within one process (a ring made
-    /// by [`local`]), a frame too large to copy into the ring is moved through it
-    /// ([`Payload::to_shared`], no copy of its bytes) instead of going through a slab.
+    /// by [`local`]), a frame that is a shared buffer already, or one too large to copy into the
+    /// ring, is moved through it ([`Payload::to_shared`], no copy of a shared buffer's bytes)
+    /// instead of going through a slab.
     pub fn try_send_payloads<P: Payload>(&mut self, frames: &[P]) -> Result<(), Error> {
         if let [one] = frames {
-            if self.try_send_small(one.bytes()) {
+            if !(self.shared.local && one.is_shared()) && self.try_send_small(one.bytes()) {
                 return Ok(());
             }
         }
@@ -767,7 +781,7 @@ impl Producer {
         let mut end = self.tail;
         let mut chunks = 0u64;
         for f in frames {
-            let (c, n) = self.carry(f.bytes().len())?;
+            let (c, n) = self.carry(f)?;
             if let Carry::Slab { count } = c {
                 chunks += u64::from(count);
             }
@@ -798,7 +812,7 @@ impl Producer {
         if slab {
             self.take_returns()?;
             for f in frames {
-                if let (Carry::Slab { count }, _) = self.carry(f.bytes().len())? {
+                if let (Carry::Slab { count }, _) = self.carry(f)? {
                     match self.slab.alloc(count) {
                         Some(start) => runs.push((start, count)),
                         None => {
@@ -819,7 +833,7 @@ impl Producer {
         for (i, f) in frames.iter().enumerate() {
             let more = if i < last { MORE } else { 0 };
             let bytes = f.bytes();
-            let (c, n) = self.carry(bytes.len())?;
+            let (c, n) = self.carry(f)?;
             let at = place(pos, n, cap);
             if at != pos {
                 let word = self.write_record(pos, 0, PAD, (at - pos) as u16, &[]);
@@ -932,9 +946,16 @@ impl Producer {
         }
     }
 
-    /// How a frame of `len` bytes goes, and how many slots its record takes.
-    fn carry(&self, len: usize) -> Result<(Carry, u64), Error> {
+    /// How a frame goes, and how many slots its record takes: within one process, a shared buffer
+    /// is moved whatever its size (its bytes are not copied at all) and a borrowed frame is copied
+    /// into the slots up to the ring's copy limit; between processes, every frame is copied, into
+    /// the slots or into the slab.
+    fn carry<P: Payload + ?Sized>(&self, frame: &P) -> Result<(Carry, u64), Error> {
         let cfg = self.shared.cfg;
+        let len = frame.bytes().len();
+        if self.shared.local && frame.is_shared() {
+            return Ok((Carry::Moved, 1));
+        }
         if len <= self.shared.inline_max {
             return Ok((Carry::Inline, (RECORD_HEADER + len).div_ceil(SLOT) as u64));
         }
@@ -1835,6 +1856,43 @@ mod tests {
             std::sync::Arc::strong_count(&token),
             1,
             "every frame dropped once"
+        );
+    }
+
+    #[test]
+    fn a_local_ring_copies_borrowed_frames_up_to_its_limit_and_moves_shared_ones() {
+        let (mut p, mut c) = local(u64::MAX, 1024);
+        let borrowed = vec![3u8; 1025];
+        let shared = Bytes::from(vec![5u8; 1024]);
+        p.try_send(&[&borrowed[..1024]]).unwrap();
+        p.try_send(&[&borrowed[..]]).unwrap();
+        p.try_send_payloads(std::slice::from_ref(&shared)).unwrap();
+        // Per message: copied into the slots, and the address of a moved buffer.
+        let mut ways = Vec::new();
+        while c
+            .try_recv_with(|frame, _| {
+                ways.push(match frame {
+                    Frame::Inline(b) => (b.len(), None),
+                    Frame::Large(b) => (b.len(), Some(b.as_ptr())),
+                })
+            })
+            .unwrap()
+        {}
+        assert_eq!(ways.len(), 3);
+        assert_eq!(
+            ways[0],
+            (1024, None),
+            "a borrowed frame at the limit is copied"
+        );
+        assert_eq!(ways[1].0, 1025);
+        assert!(
+            ways[1].1.is_some_and(|at| at != borrowed.as_ptr()),
+            "one past it is copied into a buffer of its own"
+        );
+        assert_eq!(
+            ways[2],
+            (1024, Some(shared.as_ptr())),
+            "a shared buffer is moved"
         );
     }
 

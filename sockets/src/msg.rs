@@ -219,6 +219,12 @@ impl zring_shm::Payload for Msg {
     fn to_shared(&self, _: fn(&[u8]) -> Bytes) -> Bytes {
         self.clone().into_bytes()
     }
+
+    /// A body too large to be inline is moved; a small one is copied, so that the receiver's frame
+    /// is inline.
+    fn is_shared(&self) -> bool {
+        matches!(&self.body, Body::Shared(b) if b.len() > INLINE_CAP)
+    }
 }
 
 impl From<Bytes> for Msg {

@@ -27,6 +27,13 @@ use crate::SocketType;
 /// How long a blocking call spins for peer sockets (inproc, or shm) on other CPUs before it waits
 /// (as `zring-shm`'s default): waking across cores costs both sides far more.
 const PEER_SPIN: Duration = Duration::from_micros(5);
+/// How long a blocking call spins instead, when this socket's last send woke a peer socket parked
+/// on another CPU: that peer answers only once the kernel has woken it, which takes 15-150 us on
+/// this machine, more than [`PEER_SPIN`]. A side that parked then would need the same wake-up for
+/// the answer, and both sides would go on parking at every message (one-way 40-60 us instead of
+/// 0.5 us, seen in some inproc REQ/REP runs): spinning past one wake-up brings them back to
+/// spinning.
+const WOKEN_PEER_SPIN: Duration = Duration::from_micros(200);
 /// Pause instructions between two looks while spinning: a look every 0.1-0.2 us (a pause is 25 ns
 /// on this machine's AMD EPYC, about 40 on recent Intel cores); 64 made a look every 1.6 us, most of
 /// the one-way latency of inproc and shm.
@@ -640,11 +647,17 @@ impl Socket {
 
     /// How long a blocking call may spin before it parks, if at all: the context's setting, else
     /// [`PEER_SPIN`] when every peer is a socket that last ran on another CPU than `me` (a wake-up
-    /// through the kernel costs more than the spin), else not at all.
+    /// through the kernel costs more than the spin), [`WOKEN_PEER_SPIN`] if our last send woke one
+    /// of them, else not at all.
     fn spin_bound(&self, me: u32) -> Option<Duration> {
+        let woke_peer = self.waiter.signal.take_woke_peer();
         match self.ctx.spin() {
             Some(b) => Some(b),
-            None if self.spin_worthwhile(me) => Some(PEER_SPIN),
+            None if self.spin_worthwhile(me) => Some(if woke_peer {
+                WOKEN_PEER_SPIN
+            } else {
+                PEER_SPIN
+            }),
             None => None,
         }
     }

@@ -524,6 +524,29 @@ fn large_frames_cross_without_a_copy_and_small_ones_keep_their_frames() {
 }
 
 #[test]
+fn a_kib_body_is_moved_when_owned_and_copied_through_the_queue_when_borrowed() {
+    let ctx = Context::new();
+    let mut pull = bound(&ctx, SocketType::Pull, "kib");
+    let mut push = connected(&ctx, SocketType::Push, "kib");
+    let owned = vec![1u8; 1024];
+    let at = owned.as_ptr();
+    push.send(Msg::from(owned)).unwrap();
+    let got = pull.recv().unwrap();
+    assert_eq!(
+        got.as_ptr(),
+        at,
+        "an owned 1 KiB body is the sender's own buffer"
+    );
+    let borrowed: Vec<u8> = (0..1025u32).map(|i| i as u8).collect();
+    for len in [1024, 1025] {
+        push.send(&borrowed[..len]).unwrap();
+        let got = pull.recv().unwrap();
+        assert_eq!(&got[..], &borrowed[..len]);
+        assert_ne!(got.as_ptr(), borrowed.as_ptr());
+    }
+}
+
+#[test]
 fn a_queue_with_no_high_water_mark_grows_to_hold_what_is_sent() {
     let ctx = Context::new();
     let mut pull = socket(&ctx, SocketType::Pull);
