@@ -21,9 +21,10 @@ fn a_large_body_sent_from_a_slice_reuses_the_memory_of_one_dropped() {
         seen.push(got.as_ptr() as usize);
     }
     // Each body was dropped before the next was sent: all four lay in the same buffer, which the
-    // pool holds now.
-    assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:x?}");
+    // pool holds now (a copy starts at most 64 octets in, by where its source lies).
+    let same = |a: usize, b: usize| a.abs_diff(b) <= 64;
+    assert!(seen.windows(2).all(|w| same(w[0], w[1])), "{seen:x?}");
     let copy = zring_zmtp::pool::copy_from_slice(&vec![9u8; len - 1]);
-    assert_eq!(copy.as_ptr() as usize, seen[0]);
+    assert!(same(copy.as_ptr() as usize, seen[0]));
     assert!(copy.len() == len - 1 && copy.iter().all(|&b| b == 9));
 }
