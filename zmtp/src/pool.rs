@@ -79,10 +79,10 @@ fn exact_class(capacity: usize) -> Option<usize> {
 /// 63 octets past the source modulo a page. A large copy 1 to 31 octets past runs 20-30 times
 /// slower on this machine's AMD EPYC (0.8-2.1 GB/s against 36-50 GB/s for 64 KiB, measured for
 /// every distance modulo a page by `scripts/copy_distance.c`; 63 leaves a margin): the C library
-/// copies with `rep movsb`, which such a distance slows. Two
-/// buffers of the C allocator of one size, one after the other, lie 16 octets apart modulo a
-/// page (its header), so the application's slice and a buffer allocated after it often do. The
-/// copy then starts 64 octets in.
+/// copies with `rep movsb`, which such a distance slows. Two buffers of the C allocator of one
+/// size, one after the other, lie 16 octets apart modulo a page (its header), so the
+/// application's slice and a buffer allocated after it often do. The copy then starts 64 octets
+/// in.
 fn start(dst: *const u8, src: *const u8) -> usize {
     let distance = (dst as usize).wrapping_sub(src as usize) % 4096;
     if (1..SLACK).contains(&distance) {
