@@ -518,8 +518,8 @@ pub fn init(region: &std::sync::Arc<Region>, offset: usize, cfg: Config) -> Resu
 /// (`u64::MAX`: no bound). It starts small (16 slots, 1 KiB) and grows by doubling, up to 2^24
 /// slots, as the messages queued need room. Borrowed frames of up to `copy_max` bytes (at most
 /// 8 KiB) are copied into the slots; larger ones, and every frame that is a shared buffer already
-/// ([`Payload::is_shared`]), are moved through them (see [`Producer::try_send_payloads`]). Its ends never
-/// sleep on the ring: the owner wakes them by other means. The consumer tells the producer what it
+/// ([`Payload::is_shared`]), are moved through them (see [`Producer::try_send_payloads`]). Its
+/// ends never sleep on the ring: the owner wakes them by other means. The consumer tells the producer what it
 /// took once per step of half the bound (at most [`STEP_MAX`] messages), and says so
 /// ([`Consumer::stepped`]), and also when it finds the ring empty (for [`Producer::is_empty`]).
 pub fn local(bound: u64, copy_max: usize) -> (Producer, Consumer) {
@@ -727,7 +727,7 @@ impl Producer {
     /// instead of going through a slab.
     pub fn try_send_payloads<P: Payload>(&mut self, frames: &[P]) -> Result<(), Error> {
         if let [one] = frames {
-            if !(self.shared.local && one.is_shared()) && self.try_send_small(one.bytes()) {
+            if !self.moves_whole(one) && self.try_send_small(one.bytes()) {
                 return Ok(());
             }
         }
@@ -946,6 +946,12 @@ impl Producer {
         }
     }
 
+    /// Whether `frame` is moved through the ring whatever its size: a shared buffer, within one
+    /// process.
+    fn moves_whole<P: Payload + ?Sized>(&self, frame: &P) -> bool {
+        self.shared.local && frame.is_shared()
+    }
+
     /// How a frame goes, and how many slots its record takes: within one process, a shared buffer
     /// is moved whatever its size (its bytes are not copied at all) and a borrowed frame is copied
     /// into the slots up to the ring's copy limit; between processes, every frame is copied, into
@@ -953,7 +959,7 @@ impl Producer {
     fn carry<P: Payload + ?Sized>(&self, frame: &P) -> Result<(Carry, u64), Error> {
         let cfg = self.shared.cfg;
         let len = frame.bytes().len();
-        if self.shared.local && frame.is_shared() {
+        if self.moves_whole(frame) {
             return Ok((Carry::Moved, 1));
         }
         if len <= self.shared.inline_max {

@@ -987,11 +987,17 @@ impl Local {
         }
     }
 
-    /// Whether the owner of end `side` is a socket's thread (not a session), as far as known yet.
-    fn owned_by_thread(&self, side: usize) -> bool {
+    /// The signal of end `side` if its owner is a socket's thread (not a session), as far as known
+    /// yet.
+    fn thread_signal(&self, side: usize) -> Option<&Arc<Signal>> {
         self.shared.signals[side]
             .get()
-            .is_some_and(|s| matches!(s.wake, Wake::Thread(_)))
+            .filter(|s| matches!(s.wake, Wake::Thread(_)))
+    }
+
+    /// Whether the owner of end `side` is a socket's thread (not a session), as far as known yet.
+    fn owned_by_thread(&self, side: usize) -> bool {
+        self.thread_signal(side).is_some()
     }
 
     fn notify_peer(&self) {
@@ -1014,10 +1020,7 @@ impl Local {
         if !s.notify() {
             return;
         }
-        let Some(me) = self.shared.signals[self.side]
-            .get()
-            .filter(|me| matches!(me.wake, Wake::Thread(_)))
-        else {
+        let Some(me) = self.thread_signal(self.side) else {
             return;
         };
         if s.runs_apart_from(zring_shm::current_cpu()) {

@@ -107,12 +107,12 @@ impl Store {
         Some(buffers.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// An empty buffer with room for at least `len` octets and the slack: one the store kept when
-    /// `len` is in its range and it has one, else a new one (of the class's capacity when `len` is
-    /// in the range, so that it can return to the store).
+    /// An empty buffer with room for at least `len` octets: one the store kept when `len` is in
+    /// its range and it has one, else a new one (of the class's capacity and the slack when `len`
+    /// is in the range, so that it can return to the store).
     fn take(&self, len: usize) -> Vec<u8> {
         let Some((index, capacity)) = class(len) else {
-            return Vec::with_capacity(len + SLACK);
+            return Vec::with_capacity(len);
         };
         if let Some(v) = self.buffers(index).and_then(|mut b| b.pop()) {
             self.held.fetch_sub(v.capacity(), Ordering::Relaxed);
