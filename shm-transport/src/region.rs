@@ -8,10 +8,12 @@ use std::ptr::NonNull;
 
 use memmap2::MmapMut;
 
-/// Alignment of a heap region's start: a cache line, what the rings' parts need (a mapped region
-/// starts on a page). Small rings within one process (16 slots, 1.5 KiB) then take no more memory
-/// than they use.
-const ALIGN: usize = 64;
+/// Alignment of a heap region's start and of its size: a pair of cache lines (a mapped region
+/// starts on a page). The rings' parts need a line; the pair keeps the ring's first and last lines,
+/// which its two sides write, from sharing a pair with another allocation (the line prefetcher
+/// fetches lines in pairs, see [`crate::ring`]'s `Shared`). Small rings within one process (16
+/// slots, 1.5 KiB) still take no more memory than they use.
+const ALIGN: usize = 128;
 
 /// A block of zeroed memory, in this process or shared with another one.
 pub struct Region {
@@ -47,7 +49,9 @@ impl std::fmt::Debug for Region {
 impl Region {
     /// `len` zeroed bytes of this process's heap.
     pub fn heap(len: usize) -> Region {
-        let layout = Layout::from_size_align(len.max(1), ALIGN).unwrap_or(Layout::new::<u8>());
+        let layout = Layout::from_size_align(len.max(1), ALIGN)
+            .map(|l| l.pad_to_align())
+            .unwrap_or(Layout::new::<u8>());
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { std::alloc::alloc_zeroed(layout) };
         let Some(ptr) = NonNull::new(raw) else {
@@ -155,6 +159,26 @@ impl Drop for Region {
         if let Backing::Heap(layout) = self.backing {
             // SAFETY: allocated in `Region::heap` with this layout, freed once.
             unsafe { std::alloc::dealloc(self.ptr.as_ptr(), layout) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_heap_region_takes_whole_pairs_of_cache_lines() {
+        for len in [1, 100, 128, 1536, 1537] {
+            let r = Region::heap(len);
+            assert_eq!(r.len(), len);
+            let start = r.at(0, len).map(|p| p as usize);
+            assert_eq!(start.map(|a| a % ALIGN), Some(0), "start of {len}");
+            let Backing::Heap(layout) = r.backing else {
+                panic!("a heap region backed by a map");
+            };
+            assert_eq!(layout.size() % ALIGN, 0, "size of {len}");
+            assert!(layout.size() >= len);
         }
     }
 }

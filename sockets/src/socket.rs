@@ -54,6 +54,11 @@ const FLUSH_PEERS: usize = 16;
 /// blocking forever by default) and then fail with [`Error::WouldBlock`]; [`Socket::try_send`] and
 /// [`Socket::try_recv`] never wait. A call that the pattern forbids at that moment (a REQ sending
 /// twice) fails with [`Error::InvalidState`].
+///
+/// A socket is aligned to 128 octets (a pair of cache lines): its thread writes it at every call,
+/// and a socket next to another in memory (two boxed sockets, one per thread) would otherwise
+/// share a line with it.
+#[repr(align(128))]
 pub struct Socket {
     ctx: Context,
     socket_type: SocketType,
