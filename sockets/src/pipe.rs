@@ -1335,8 +1335,7 @@ mod tests {
         }
     }
 
-    /// An unbounded pipe between owners with these signals, of types `t` (each end, as seen by the
-    /// other, is of the other's type).
+    /// An unbounded pipe between two owners with these signals and socket types (`t[0]` for `a`'s).
     fn unbounded(a: &Arc<Signal>, b: &Arc<Signal>, t: [SocketType; 2]) -> (PipeEnd, PipeEnd) {
         PipeEnd::pair(
             (Some(a.clone()), meta(t[0])),
