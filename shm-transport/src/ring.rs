@@ -523,9 +523,9 @@ pub fn init(region: &std::sync::Arc<Region>, offset: usize, cfg: Config) -> Resu
 /// slots, as the messages queued need room. Borrowed frames of up to `copy_max` bytes (at most
 /// 8 KiB) are copied into the slots; larger ones, and every frame that is a shared buffer already
 /// ([`Payload::is_shared`]), are moved through them (see [`Producer::try_send_payloads`]). Its
-/// ends never sleep on the ring: the owner wakes them by other means. The consumer tells the producer what it
-/// took once per step of half the bound (at most [`STEP_MAX`] messages), and says so
-/// ([`Consumer::stepped`]), and also when it finds the ring empty (for [`Producer::is_empty`]).
+/// ends never sleep on the ring: the owner wakes them by other means. The consumer tells the
+/// producer what it took once per step of half the bound (at most [`STEP_MAX`] messages), and says
+/// so ([`Consumer::stepped`]), and also when it finds the ring empty (for [`Producer::is_empty`]).
 pub fn local(bound: u64, copy_max: usize) -> (Producer, Consumer) {
     let shared = Shared::local(
         Config {
