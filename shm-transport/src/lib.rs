@@ -15,6 +15,7 @@
 //! assert_eq!(&frames[1][..], b"payload");
 //! ```
 
+pub mod barrier;
 #[cfg(not(loom))]
 pub mod link;
 pub mod region;

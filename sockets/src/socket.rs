@@ -488,7 +488,8 @@ impl Socket {
             let me = self.waiter.signal.note_cpu();
             // A peer that keeps up with us is usually a fraction of a microsecond away: a few
             // looks before any clock is read (on this VM a clock read costs as much as a look).
-            let bound = self.spin_bound(me);
+            let apart = self.spin_worthwhile(me);
+            let bound = self.spin_bound(apart);
             if bound.is_some_and(|b| !b.is_zero()) {
                 if let Some(t) = self.looks(recv, QUICK_LOOKS, &mut attempt)? {
                     return Ok(t);
@@ -509,7 +510,7 @@ impl Socket {
             let poll =
                 (shm || (recv && self.direct.is_some())) && self.waiter.prepare_poll().is_some();
             if !poll {
-                self.waiter.prepare();
+                self.waiter.prepare(apart);
             }
             self.process_mail();
             if !poll && self.has_shm() {
@@ -651,14 +652,14 @@ impl Socket {
     }
 
     /// How long a blocking call may spin before it parks, if at all: the context's setting, else
-    /// [`PEER_SPIN`] when every peer is a socket that last ran on another CPU than `me` (a wake-up
-    /// through the kernel costs more than the spin), [`WOKEN_PEER_SPIN`] if our last send woke one
-    /// of them, else not at all.
-    fn spin_bound(&self, me: u32) -> Option<Duration> {
+    /// [`PEER_SPIN`] when every peer is a socket that last ran on another CPU than ours (`apart`:
+    /// a wake-up through the kernel costs more than the spin), [`WOKEN_PEER_SPIN`] if our last send
+    /// woke one of them, else not at all.
+    fn spin_bound(&self, apart: bool) -> Option<Duration> {
         let woke_peer = self.waiter.signal.take_woke_peer();
         match self.ctx.spin() {
             Some(b) => Some(b),
-            None if self.spin_worthwhile(me) => Some(if woke_peer {
+            None if apart => Some(if woke_peer {
                 WOKEN_PEER_SPIN
             } else {
                 PEER_SPIN
