@@ -205,13 +205,13 @@ pub(crate) struct Signal {
     /// (true) or with the light half of an asymmetric barrier ([`zring_shm::barrier`]), the owner
     /// paying the heavy half before it waits. Always full for a session (woken at every
     /// notification, it never waits) and where the system has no asymmetric barrier. Otherwise the
-    /// owner chooses at each wait ([`Waiter::prepare`]): light while every peer is a socket's
-    /// thread on another CPU, whose stream of messages then costs no fence each (inproc 64 B
-    /// streaming with a core each: 36 against 24 M msgs/s, medians of 24 runs); full when a wait
-    /// comes at about every message, where the heavy half (a system call, 0.3 us here, 12-14 us
-    /// when it must interrupt another CPU running one of our threads) would cost more than the
+    /// owner chooses ([`Waiter::lighten`], [`Waiter::prepare`]): light while it waits seldom and
+    /// every peer is a socket's thread on another CPU, whose stream of messages then costs no
+    /// fence each (inproc 64 B streaming with a core each: 36 against 24 M msgs/s, medians of 24
+    /// runs); full when waits come often, where the heavy half (a system call, 0.3 us here, 12-14
+    /// us when it must interrupt another CPU running one of our threads) would cost more than the
     /// fences it saves: peers on our CPU (they run only while we wait), I/O threads, waits in
-    /// poll(2) on a stream or under a poller. Written by the owner alone.
+    /// poll(2) on a stream or under a poller. Full from the start. Written by the owner alone.
     fenced: AtomicBool,
     /// Where the owner last ran ([`zring_shm::current_cpu`]: the CPU plus one, 0 if unknown), noted
     /// now and then: a peer socket waiting for it spins only if it runs elsewhere.
@@ -223,7 +223,6 @@ pub(crate) struct Signal {
 
 impl Signal {
     fn with(wake: Wake, parked: bool) -> Arc<Signal> {
-        let fenced = matches!(wake, Wake::Engine(_)) || !zring_shm::barrier::asymmetric();
         Arc::new(Signal {
             parked: AtomicU8::new(if parked { PARKED } else { RUNNING }),
             wake,
@@ -236,7 +235,7 @@ impl Signal {
             watched: AtomicBool::new(false),
             cpu: AtomicU32::new(0),
             woke_peer: AtomicBool::new(false),
-            fenced: AtomicBool::new(fenced),
+            fenced: AtomicBool::new(true),
         })
     }
 
@@ -429,11 +428,11 @@ impl Waiter {
     }
 
     /// Announces that the owner is about to park. The caller must re-check its condition afterwards,
-    /// then call [`Waiter::park`] or [`Waiter::cancel`]. `apart`: every peer is a socket's thread
-    /// that last ran on another CPU, so that waits are rare against the messages that come (the
-    /// notifiers then take the light barrier, see `Signal::fenced`).
-    pub(crate) fn prepare(&self, apart: bool) {
-        if apart {
+    /// then call [`Waiter::park`] or [`Waiter::cancel`]. `light`: the notifiers may take the light
+    /// barrier (see `Signal::fenced`), this wait paying the heavy one: every peer is a socket's
+    /// thread on another CPU, and the owner waits seldom. Otherwise they fence fully from now on.
+    pub(crate) fn prepare(&self, light: bool) {
+        if light {
             self.signal.lighten_notifies();
         } else {
             self.signal.fence_notifies();
@@ -441,6 +440,12 @@ impl Waiter {
         self.signal.parked.store(PARKED, Ordering::Relaxed);
         // SYNC POINT: pairs with the barrier in `Signal::notify`.
         self.signal.before_wait();
+    }
+
+    /// Lets the notifiers take the light barrier (see `Signal::fenced`): the owner waits seldom,
+    /// and its peers are sockets' threads on other CPUs. Its next wait pays the heavy barrier.
+    pub(crate) fn lighten(&self) {
+        self.signal.lighten_notifies();
     }
 
     /// The eventfd that interrupts a poll(2) wait (see [`Waiter::prepare_poll`]), made on first use.
@@ -1496,29 +1501,27 @@ mod tests {
     }
 
     #[test]
-    fn notifiers_fence_fully_only_while_the_owner_waits_at_about_every_message() {
+    fn notifiers_fence_fully_unless_the_owner_waits_seldom_for_peers_elsewhere() {
         let w = Waiter::new();
         let fenced = || w.signal.fenced.load(Ordering::Relaxed);
         // Where the system has no asymmetric barrier, notifiers always fence.
         let light = zring_shm::barrier::asymmetric();
+        assert!(fenced(), "a new socket's notifiers fence fully");
+        w.lighten();
         assert_eq!(
             fenced(),
             !light,
-            "a new socket's notifiers take the light barrier"
+            "seldom waits, peers elsewhere: the light barrier"
         );
         w.prepare(false);
         w.cancel();
         assert!(
             fenced(),
-            "peers on our CPU, or I/O threads: a full fence each"
+            "peers on our CPU, I/O threads, frequent waits: full fences"
         );
         w.prepare(true);
         w.cancel();
-        assert_eq!(
-            fenced(),
-            !light,
-            "every peer a socket on another CPU: light again"
-        );
+        assert_eq!(fenced(), !light, "light again");
         assert!(w.prepare_poll().is_some(), "the system gives an eventfd");
         w.cancel();
         assert!(

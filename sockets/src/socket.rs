@@ -107,6 +107,10 @@ pub struct Socket {
     direct: Option<DirectReader>,
     /// Calls made (the CPU is noted once in [`CPU_EVERY`]).
     calls: u32,
+    /// `calls` when the socket last parked: a socket that parks less than once in [`CPU_EVERY`]
+    /// calls, all its peers sockets on other CPUs, lets their sends take the light barrier (see
+    /// [`Waiter::prepare`]).
+    parked_at: u32,
     /// Whether another thread may bring this socket a new pipe (a command in its mailbox): it
     /// bound an endpoint (peers come), or made a connection whose pipe comes at the handshake
     /// (ROUTER, `IMMEDIATE`, shm). If not, a receive from its one stream may wait for that stream
@@ -178,6 +182,7 @@ impl Socket {
             last_endpoint: None,
             direct: None,
             calls: 0,
+            parked_at: 0,
             mail_expected: socket_type == SocketType::Router,
             _not_sync: PhantomData,
         }
@@ -446,7 +451,10 @@ impl Socket {
     /// waiting for us spins only while we run on another CPU (on ours it would take our time).
     fn tick(&mut self) {
         if self.calls % CPU_EVERY == 0 {
-            self.waiter.signal.note_cpu();
+            let me = self.waiter.signal.note_cpu();
+            if self.parks_seldom() && self.spin_worthwhile(me) {
+                self.waiter.lighten();
+            }
         }
         self.calls = self.calls.wrapping_add(1);
     }
@@ -510,7 +518,9 @@ impl Socket {
             let poll =
                 (shm || (recv && self.direct.is_some())) && self.waiter.prepare_poll().is_some();
             if !poll {
-                self.waiter.prepare(apart);
+                let light = apart && self.parks_seldom();
+                self.parked_at = self.calls;
+                self.waiter.prepare(light);
             }
             self.process_mail();
             if !poll && self.has_shm() {
@@ -564,6 +574,11 @@ impl Socket {
             }
             self.stop_waiting();
         }
+    }
+
+    /// Whether the socket made [`CPU_EVERY`] calls or more since it last parked.
+    fn parks_seldom(&self) -> bool {
+        self.calls.wrapping_sub(self.parked_at) >= CPU_EVERY
     }
 
     /// Before this thread waits: what it batched in stream mode for its streams is written now (a
