@@ -345,8 +345,8 @@ impl Signal {
     }
 
     /// Lets a poller's thread be woken by this signal (`None`: stop). The poller re-checks its
-    /// sockets after setting it, as an owner does after `Waiter::prepare`.
-    /// Called by the owner's thread (the poller's).
+    /// sockets after setting it, as an owner does after `Waiter::prepare`. Called by the owner's
+    /// thread (the poller is the thread that owns the socket).
     pub(crate) fn watch(&self, watcher: Option<Arc<zring_engine::EventFd>>) {
         let on = watcher.is_some();
         if on {
@@ -354,7 +354,8 @@ impl Signal {
         }
         *self.watcher.lock().unwrap_or_else(PoisonError::into_inner) = watcher;
         self.watched.store(on, Ordering::Relaxed);
-        // SYNC POINT: pairs with the fence in `notify`, as `Waiter::prepare` does.
+        // SYNC POINT: pairs with the fence in `notify` (a watched socket's notifiers fence fully),
+        // as `Waiter::prepare` does.
         fence(Ordering::SeqCst);
     }
 
