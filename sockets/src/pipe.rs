@@ -306,7 +306,8 @@ impl Signal {
     /// it woke a socket's thread parked in a blocking call.
     pub(crate) fn notify(&self) -> bool {
         // SYNC POINT: orders the caller's publication before the read of `parked` (and of
-        // `watched`); pairs with `Signal::before_wait`.
+        // `watched`); pairs with `Signal::before_wait`. `fenced` is unset only where the system
+        // has the asymmetric pair (`lighten_notifies`).
         if self.fenced.load(Ordering::Relaxed) {
             fence(Ordering::SeqCst);
         } else {
@@ -371,12 +372,10 @@ impl Signal {
 
     /// From now on, notifiers take the light barrier, where the system has the asymmetric pair
     /// (see `fenced`). Called by the owner, whose waits pay the heavy barrier from then on; a
-    /// notifier that still fences fully pairs with that too.
+    /// notifier that still fences fully pairs with that too. (A session's signal has no `Waiter`,
+    /// so it is never lightened.)
     fn lighten_notifies(&self) {
-        if matches!(self.wake, Wake::Thread(_))
-            && zring_shm::barrier::asymmetric()
-            && self.fenced.load(Ordering::Relaxed)
-        {
+        if zring_shm::barrier::asymmetric() && self.fenced.load(Ordering::Relaxed) {
             self.fenced.store(false, Ordering::Relaxed);
         }
     }
