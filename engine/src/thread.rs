@@ -679,10 +679,12 @@ impl IoThread {
         let mut g = c.gate.lock();
         prepend(&mut c.out, g.close_writes());
         let inner = &mut *g;
+        let mut more = false;
         if let Some(codec) = inner.codec.as_mut() {
             if codec.is_ready() {
                 for _ in 0..FILL_ROUNDS {
-                    if !inner.session.fill(codec) {
+                    more = inner.session.fill(codec);
+                    if !more {
                         break;
                     }
                 }
@@ -693,6 +695,12 @@ impl IoThread {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
+        if more && !c.write_inflight && !c.scheduled.swap(true, Ordering::AcqRel) {
+            // Messages are still queued and no write's completion will bring the session back
+            // (the kernel took the batch at once): it comes back through the ready queue, after
+            // the connections already there.
+            self.shared.ready.push(conn);
+        }
         let mut g = c.gate.lock();
         // What the socket's thread batched into the codec since the flush is not written yet (it
         // woke this thread for it).

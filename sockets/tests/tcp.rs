@@ -839,3 +839,41 @@ fn a_subscriber_reading_its_stream_drops_what_it_did_not_subscribe_to() {
     let mut sub = receiver.join().unwrap();
     assert!(matches!(sub.try_recv(), Err(Error::WouldBlock)));
 }
+
+#[test]
+fn a_backlog_behind_a_slow_receiver_drains_while_the_sender_makes_no_call() {
+    // The receiver reads nothing until the sender has queued far more than the kernel's buffers and
+    // the stream's batch hold: the rest waits in the socket's queue, which the I/O thread must drain
+    // batch after batch on its own (the sender then waits outside the library), also when the
+    // kernel takes each batch at once.
+    const COUNT: u32 = 300_000;
+    for transport in [Transport::Tcp, Transport::Ipc] {
+        let net = Net::new(transport);
+        let (mut pull, ep) = net.bound(SocketType::Pull);
+        let mut push = net.socket(SocketType::Push);
+        push.set_sndhwm(0).unwrap();
+        push.connect(&ep).unwrap();
+        push.send("up").unwrap();
+        assert_eq!(pull.recv_string().unwrap(), "up");
+        let (queued, all_queued) = std::sync::mpsc::channel::<()>();
+        let (got_all, all_got) = std::sync::mpsc::channel::<()>();
+        let sender = std::thread::spawn(move || {
+            let mut body = [0x5Au8; 64];
+            for i in 0..COUNT {
+                body[..4].copy_from_slice(&i.to_be_bytes());
+                push.send(&body[..]).unwrap();
+            }
+            queued.send(()).unwrap();
+            all_got.recv_timeout(WATCHDOG * 4).unwrap();
+            push
+        });
+        all_queued.recv_timeout(WATCHDOG * 4).unwrap();
+        for i in 0..COUNT {
+            let m = pull.recv().unwrap();
+            assert_eq!(&m[..4], i.to_be_bytes(), "{transport:?}");
+        }
+        got_all.send(()).unwrap();
+        drop(sender.join().unwrap());
+        assert!(matches!(pull.try_recv(), Err(Error::WouldBlock)));
+    }
+}
