@@ -57,8 +57,9 @@ pub trait Session: Send {
     fn drained(&self) -> bool {
         false
     }
-    /// Moves messages queued by the socket into `conn`. Returns true if more remain (the engine calls
-    /// again once the batch is written).
+    /// Moves messages queued by the socket into `conn`. Returns true if more remain: the engine calls
+    /// again when the batch's write completes, or, if the kernel took the batch at once, on its next
+    /// turn through the ready queue.
     fn fill(&mut self, conn: &mut Connection) -> bool;
     /// The connection ended. Returns true to reconnect (connecting side).
     fn on_disconnect(&mut self, why: Disconnect<'_>) -> bool;
