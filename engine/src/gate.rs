@@ -296,6 +296,11 @@ impl Gate {
         }
     }
 
+    /// Schedules the connection on its I/O thread (at most once until that thread takes it).
+    pub(crate) fn wake(&self) {
+        self.waker.wake();
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -695,11 +695,11 @@ impl IoThread {
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        if more && !c.write_inflight && !c.scheduled.swap(true, Ordering::AcqRel) {
+        if more && !c.write_inflight {
             // Messages are still queued and no write's completion will bring the session back
             // (the kernel took the batch at once): it comes back through the ready queue, after
             // the connections already there.
-            self.shared.ready.push(conn);
+            c.gate.wake();
         }
         let mut g = c.gate.lock();
         // What the socket's thread batched into the codec since the flush is not written yet (it

@@ -6,7 +6,7 @@
 #[allow(dead_code, reason = "shared helpers; this file uses the network ones")]
 mod common;
 
-use common::{sync_pubsub, Net, Transport, WATCHDOG};
+use common::{pusher_up, sync_pubsub, Net, Transport, WATCHDOG};
 use zring::{Error, Socket, SocketType};
 
 /// Has `sender` queue `count` numbered messages while `receivers` read nothing, far more than the
@@ -49,11 +49,7 @@ fn a_backlog_behind_a_slow_receiver_drains_while_the_sender_makes_no_call() {
     for transport in [Transport::Tcp, Transport::Ipc] {
         let net = Net::new(transport);
         let (mut pull, ep) = net.bound(SocketType::Pull);
-        let mut push = net.socket(SocketType::Push);
-        push.set_sndhwm(0).unwrap();
-        push.connect(&ep).unwrap();
-        push.send("up").unwrap();
-        assert_eq!(pull.recv_string().unwrap(), "up");
+        let push = pusher_up(&net, &mut pull, &ep, |s| s.set_sndhwm(0).unwrap());
         a_backlog_drains_while_the_sender_waits(push, std::slice::from_mut(&mut pull), 300_000);
     }
 }

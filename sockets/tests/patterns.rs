@@ -2,6 +2,10 @@
 //! behaviour. Transport-specific rules (exact high-water-mark counts on inproc, reconnection on tcp)
 //! have their own files.
 
+#[allow(
+    dead_code,
+    reason = "shared helpers; this file uses the transport-neutral ones"
+)]
 #[macro_use]
 mod common;
 

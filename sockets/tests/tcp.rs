@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Net, Transport, WATCHDOG};
+use common::{pusher_up, Net, Transport, WATCHDOG};
 use zring::{Error, Socket, SocketType};
 
 fn tcp() -> Net {
@@ -707,14 +707,6 @@ fn a_conflating_receiver_reading_its_stream_keeps_only_the_newest_message() {
     assert!(matches!(pull.try_recv(), Err(Error::WouldBlock)));
 }
 
-/// A PUSH connected to `pull` at `ep`, its stream up (a first message has come through).
-fn pusher_up(net: &Net, pull: &mut Socket, ep: &str) -> Socket {
-    let mut push = net.connected(SocketType::Push, ep);
-    push.send("up").unwrap();
-    assert_eq!(pull.recv_string().unwrap(), "up");
-    push
-}
-
 /// The `i`-th message of a mixed stream: mostly small one-frame messages (which the sender batches
 /// itself), with large ones and multipart ones among them (which take the socket's queue).
 fn mixed(i: u32) -> Vec<Vec<u8>> {
@@ -732,7 +724,7 @@ fn a_stream_of_small_large_and_multipart_messages_arrives_in_order_even_when_dro
     for transport in [Transport::Tcp, Transport::Ipc] {
         let net = Net::new(transport);
         let (mut pull, ep) = net.bound(SocketType::Pull);
-        let mut push = pusher_up(&net, &mut pull, &ep);
+        let mut push = pusher_up(&net, &mut pull, &ep, |_| {});
         let sender = std::thread::spawn(move || {
             for i in 0..20_000u32 {
                 match mixed(i).as_slice() {
@@ -764,7 +756,7 @@ fn a_sender_dropped_right_after_a_burst_delivers_all_of_it() {
         let net = Net::new(transport);
         let (mut pull, ep) = net.bound(SocketType::Pull);
         for round in 0..100u32 {
-            let mut push = pusher_up(&net, &mut pull, &ep);
+            let mut push = pusher_up(&net, &mut pull, &ep, |_| {});
             for i in 0..200u32 {
                 push.send(format!("{round} {i}")).unwrap();
             }
@@ -783,7 +775,7 @@ fn the_end_of_a_fast_stream_arrives_while_the_sender_makes_no_call() {
     for transport in [Transport::Tcp, Transport::Ipc] {
         let net = Net::new(transport);
         let (mut pull, ep) = net.bound(SocketType::Pull);
-        let mut push = pusher_up(&net, &mut pull, &ep);
+        let mut push = pusher_up(&net, &mut pull, &ep, |_| {});
         let (got_all, all_got) = std::sync::mpsc::channel::<()>();
         let sender = std::thread::spawn(move || {
             for round in 0..3u32 {

@@ -84,6 +84,22 @@ impl Net {
     }
 }
 
+/// A PUSH that `configure` sets up (before it connects), connected to `pull` at `ep`, its stream
+/// up (a first message has come through).
+pub(crate) fn pusher_up(
+    net: &Net,
+    pull: &mut Socket,
+    ep: &str,
+    configure: impl FnOnce(&mut Socket),
+) -> Socket {
+    let mut push = net.socket(SocketType::Push);
+    configure(&mut push);
+    push.connect(ep).unwrap();
+    push.send("up").unwrap();
+    assert_eq!(pull.recv_string().unwrap(), "up");
+    push
+}
+
 /// A fresh path for an ipc socket file.
 pub(crate) fn ipc_path() -> std::path::PathBuf {
     let n = NEXT_NAME.fetch_add(1, Ordering::Relaxed);
